@@ -1,0 +1,75 @@
+//! The FluxProfile status, shaped for kstatus and Flux health checks.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+use super::spec::PollingClass;
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct FluxProfileStatus {
+    /// The generation whose reconcile finished; -1 until the first one (a schema default, so kstatus
+    /// reads a new object as in progress).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Reconciling and Stalled, as kstatus reads them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+    /// The last reconcile.fluxcd.io/requestedAt value handled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
+    /// The polling class in effect (spec.pollingClass or its default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polling_class: Option<PollingClass>,
+    /// Where the Git host must send push events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookStatus>,
+    /// The latency the rendered configuration should achieve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_budget: Option<LatencyBudget>,
+    /// Every object fluxtune owns for this profile.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inventory: Vec<InventoryEntry>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct WebhookStatus {
+    /// /hook/<sha256(token+name+namespace)>, as notification-controller serves it.
+    pub path: String,
+    /// baseURL + path, when spec.webhook.baseURL is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// Go-style durations (1m10s), like Flux's own status fields.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LatencyBudget {
+    /// New image in the registry until the cluster applies it.
+    pub image_to_deploy: LatencyRange,
+    /// Commit pushed until the cluster applies it.
+    pub commit_to_deploy: LatencyRange,
+    /// Worst case when a webhook call is lost: the source backstop. Only with a webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_lost: Option<String>,
+    /// The processing allowance added to every path.
+    pub processing: String,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct LatencyRange {
+    pub expected: String,
+    pub worst: String,
+}
+
+#[derive(
+    KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryEntry {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+}

@@ -1,0 +1,102 @@
+//! The latency a rendered configuration should achieve (status.latencyBudget).
+//!
+//! Only the image scan (and, without a webhook, the Git poll) waits on an interval; every later
+//! step reacts to an event. Flux jitters intervals by up to 5%, so a poll waits on average half an
+//! interval and at worst 1.05 intervals. With `scan`, `source` the rendered intervals and `p` the
+//! processing allowance:
+//!
+//! | path | expected | worst |
+//! |---|---|---|
+//! | image to deploy, webhook | scan/2 + p | 1.05 scan + p |
+//! | image to deploy, no webhook | scan/2 + source/2 + p | 1.05 scan + 1.05 source + p |
+//! | commit to deploy, webhook | p | p |
+//! | commit to deploy, no webhook | source/2 + p | 1.05 source + p |
+//! | webhook call lost | | 1.05 source + p |
+
+use std::time::Duration;
+
+use crate::api::{LatencyBudget, LatencyRange};
+
+use super::tuning::Tuning;
+
+/// Processing allowance `p`: fetch, build, apply and the Git push of one change on a busy
+/// controller. A documented estimate until the Flux-in-the-loop benchmark measures it.
+pub const PROCESSING_ALLOWANCE: Duration = Duration::from_secs(15);
+
+pub fn latency_budget(t: &Tuning) -> LatencyBudget {
+    let p = PROCESSING_ALLOWANCE;
+    let scan = parse(&t.image_scan);
+    let source = parse(&t.source);
+    let jittered = |d: Duration| d.mul_f64(1.05);
+    let (poll_expected, poll_worst) = if t.webhook {
+        (Duration::ZERO, Duration::ZERO)
+    } else {
+        (source / 2, jittered(source))
+    };
+    LatencyBudget {
+        image_to_deploy: LatencyRange {
+            expected: go_duration(scan / 2 + poll_expected + p),
+            worst: go_duration(jittered(scan) + poll_worst + p),
+        },
+        commit_to_deploy: LatencyRange {
+            expected: go_duration(poll_expected + p),
+            worst: go_duration(poll_worst + p),
+        },
+        webhook_lost: t.webhook.then(|| go_duration(jittered(source) + p)),
+        processing: go_duration(p),
+    }
+}
+
+/// Durations were validated as Flux durations; anything unparsable counts as zero rather than
+/// failing a status computation.
+fn parse(flux: &str) -> Duration {
+    flux.parse::<kube::core::Duration>()
+        .map(Duration::from)
+        .unwrap_or_default()
+}
+
+/// Formats like Go's `time.Duration.String()` at millisecond precision: `1h0m0s`, `1m3.5s`, `250ms`.
+pub fn go_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        return "0s".into();
+    }
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let (h, rest) = (ms / 3_600_000, ms % 3_600_000);
+    let (m, rest) = (rest / 60_000, rest % 60_000);
+    let (s, frac) = (rest / 1000, rest % 1000);
+    let mut seconds = s.to_string();
+    if frac > 0 {
+        seconds.push_str(format!(".{frac:03}").trim_end_matches('0'));
+    }
+    match (h, m) {
+        (0, 0) => format!("{seconds}s"),
+        (0, m) => format!("{m}m{seconds}s"),
+        (h, m) => format!("{h}h{m}m{seconds}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_duration_matches_go() {
+        let cases = [
+            (0, "0s"),
+            (250, "250ms"),
+            (1_000, "1s"),
+            (30_000, "30s"),
+            (63_500, "1m3.5s"),
+            (90_000, "1m30s"),
+            (3_600_000, "1h0m0s"),
+            (3_780_000, "1h3m0s"),
+            (3_795_000, "1h3m15s"),
+        ];
+        for (ms, want) in cases {
+            assert_eq!(go_duration(Duration::from_millis(ms)), want, "{ms}ms");
+        }
+    }
+}

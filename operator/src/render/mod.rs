@@ -1,0 +1,125 @@
+//! The pure renderer: a FluxProfile in, sorted Flux objects out. No client, no clock, no I/O;
+//! the CLI, the golden tests and the operator all call [`render`].
+
+pub mod budget;
+mod git;
+pub mod ignore;
+mod image;
+mod kustomization;
+pub mod names;
+pub mod receiver;
+pub mod tuning;
+pub mod validate;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::{Resource, ResourceExt, api::ObjectMeta};
+
+use crate::{
+    api::{FluxProfile, LatencyBudget, PollingClass},
+    flux::FluxObject,
+};
+
+/// Optional Flux API fields the installed CRDs may lack; server-side apply refuses unknown fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// GitRepository `spec.sparseCheckout` (source-controller v1.6, Flux 2.6).
+    pub sparse_checkout: bool,
+}
+
+impl Default for Capabilities {
+    /// What the Flux release fluxtune targets (2.9) serves.
+    fn default() -> Self {
+        Capabilities {
+            sparse_checkout: true,
+        }
+    }
+}
+
+/// Everything one profile renders to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rendered {
+    /// In apply order: sources before their consumers, then by name.
+    pub objects: Vec<FluxObject>,
+    pub class: PollingClass,
+    pub latency_budget: LatencyBudget,
+    /// Name of the Receiver, when one is rendered (its webhook path needs the Secret's token).
+    pub receiver: Option<String>,
+}
+
+/// What every builder needs: the profile's identity and resolved tuning.
+pub struct Context {
+    pub profile: String,
+    pub namespace: Option<String>,
+    pub cluster_path: String,
+    pub shared_paths: Vec<String>,
+    pub tuning: tuning::Tuning,
+    owner: Option<OwnerReference>,
+}
+
+impl Context {
+    fn new(profile: &FluxProfile) -> Context {
+        let cluster = &profile.spec.cluster;
+        Context {
+            profile: profile.name_any(),
+            namespace: profile.namespace(),
+            cluster_path: cluster
+                .path
+                .as_ref()
+                .map(|p| p.0.clone())
+                .unwrap_or_else(|| cluster.name.clone()),
+            shared_paths: cluster.shared_paths.iter().map(|p| p.0.clone()).collect(),
+            tuning: tuning::tuning(&profile.spec),
+            owner: profile.controller_owner_ref(&()),
+        }
+    }
+
+    /// The GitRepository, Kustomization, ImageUpdateAutomation and Receiver share the profile's
+    /// name (names are unique per kind).
+    pub fn source_name(&self) -> String {
+        names::child_name(&self.profile, None)
+    }
+
+    pub fn folders(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.cluster_path.as_str())
+            .chain(self.shared_paths.iter().map(String::as_str))
+    }
+
+    pub fn meta(&self, name: String) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name),
+            namespace: self.namespace.clone(),
+            labels: Some(names::labels(&self.profile)),
+            owner_references: self.owner.clone().map(|o| vec![o]),
+            ..ObjectMeta::default()
+        }
+    }
+}
+
+/// Renders a profile that passed validation (the API server's or [`validate`]'s).
+pub fn render(profile: &FluxProfile, caps: &Capabilities) -> Rendered {
+    let cx = Context::new(profile);
+    let mut objects = vec![
+        FluxObject::GitRepository(git::git_repository(&cx, profile, caps)),
+        FluxObject::Kustomization(kustomization::kustomization(&cx, profile)),
+    ];
+    for img in &profile.spec.images {
+        objects.push(FluxObject::ImageRepository(image::image_repository(
+            &cx, img,
+        )));
+        objects.push(FluxObject::ImagePolicy(image::image_policy(&cx, img)));
+    }
+    objects.extend(
+        image::image_update_automation(&cx, profile).map(FluxObject::ImageUpdateAutomation),
+    );
+    let receiver = receiver::receiver(&cx, profile);
+    let receiver_name = receiver.as_ref().map(|r| r.name_any());
+    objects.extend(receiver.map(FluxObject::Receiver));
+    objects.sort_by_key(|o| (o.kind(), o.name()));
+
+    Rendered {
+        objects,
+        class: cx.tuning.class,
+        latency_budget: budget::latency_budget(&cx.tuning),
+        receiver: receiver_name,
+    }
+}

@@ -1,0 +1,57 @@
+//! Polling classes and the intervals they stand for.
+
+use crate::api::{FluxProfileSpec, PollingClass};
+
+/// The intervals and timeouts one profile renders, after class defaults and overrides.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    pub class: PollingClass,
+    /// Whether a Receiver makes Git pushes event-driven.
+    pub webhook: bool,
+    pub source: String,
+    pub apply: String,
+    pub image_scan: String,
+    pub image_update: String,
+    /// Kustomization timeout and retryInterval: always emitted, because Flux derives them from a
+    /// one-hour interval otherwise and a failed apply would wait an hour for its retry.
+    pub apply_timeout: String,
+    pub apply_retry: String,
+}
+
+/// Default: Webhook when a webhook is configured, else Poll.
+pub fn effective_class(spec: &FluxProfileSpec) -> PollingClass {
+    spec.polling_class.unwrap_or(if spec.webhook.is_some() {
+        PollingClass::Webhook
+    } else {
+        PollingClass::Poll
+    })
+}
+
+pub fn tuning(spec: &FluxProfileSpec) -> Tuning {
+    let class = effective_class(spec);
+    let (source, image_scan) = match class {
+        PollingClass::Webhook => ("1h", "1m"),
+        PollingClass::Poll => ("1m", "1m"),
+        PollingClass::Relaxed => ("10m", "10m"),
+    };
+    let webhook = match class {
+        PollingClass::Webhook => true,
+        PollingClass::Poll => false,
+        PollingClass::Relaxed => spec.webhook.is_some(),
+    };
+    let overrides = spec.intervals.clone().unwrap_or_default();
+    let apply = spec.apply.clone().unwrap_or_default();
+    let pick = |o: Option<crate::api::FluxDuration>, default: &str| {
+        o.map(|d| d.0).unwrap_or_else(|| default.to_string())
+    };
+    Tuning {
+        class,
+        webhook,
+        source: pick(overrides.source, source),
+        apply: pick(overrides.apply, "1h"),
+        image_scan: pick(overrides.image_scan, image_scan),
+        image_update: pick(overrides.image_update, "1h"),
+        apply_timeout: pick(apply.timeout, "3m"),
+        apply_retry: pick(apply.retry_interval, "2m"),
+    }
+}

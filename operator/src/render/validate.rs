@@ -1,0 +1,295 @@
+//! Offline validation of FluxProfile documents with the CRD's own schema: the OpenAPI bounds
+//! (through `jsonschema`) and the CEL rules (through kube's CEL evaluator). The CLI refuses what
+//! the API server would refuse, with messages that name the field.
+
+use std::fmt;
+
+use jsonschema::error::{TypeKind, ValidationErrorKind};
+use kube::{Resource, core::cel};
+use serde_json::Value;
+
+use crate::api::{self, FluxProfile};
+
+/// One problem with one field, e.g. `spec.cluster.name: must be a DNS-1123 label ...`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Why a document is not a valid FluxProfile.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InputError {
+    #[error("not valid YAML: {0}")]
+    Yaml(String),
+    #[error("document {index}: {errors}", errors = join(errors))]
+    Invalid {
+        /// 1-based position of the document in its file.
+        index: usize,
+        errors: Vec<FieldError>,
+    },
+}
+
+fn join(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The CRD schema, compiled once for both kinds of checks.
+pub struct Validator {
+    structural: jsonschema::Validator,
+    cel: cel::CompiledSchema,
+    cel_eval: cel::Validator,
+}
+
+impl Default for Validator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Validator {
+    pub fn new() -> Validator {
+        let crd = api::crd();
+        let schema = serde_json::to_value(
+            crd.spec.versions[0]
+                .schema
+                .as_ref()
+                .and_then(|s| s.open_api_v3_schema.as_ref())
+                .expect("the derived CRD has a schema"),
+        )
+        .expect("the CRD schema serializes");
+        let mut strict = schema.clone();
+        // The API server adds the object's own fields to every CRD schema.
+        if let Some(props) = strict.get_mut("properties").and_then(Value::as_object_mut) {
+            props.insert("apiVersion".into(), serde_json::json!({"type": "string"}));
+            props.insert("kind".into(), serde_json::json!({"type": "string"}));
+            props.insert("metadata".into(), serde_json::json!({"type": "object"}));
+        }
+        forbid_unknown_fields(&mut strict);
+        Validator {
+            structural: jsonschema::options()
+                .build(&strict)
+                .expect("the CRD schema is a valid JSON schema"),
+            cel: cel::compile_schema(&schema),
+            cel_eval: cel::Validator::new(),
+        }
+    }
+
+    /// Checks one document and returns the typed profile, or every error found.
+    pub fn validate(&self, document: &Value) -> Result<FluxProfile, Vec<FieldError>> {
+        let mut doc = document.clone();
+        drop_nulls(&mut doc);
+        let mut errors = identity_errors(&doc);
+        if errors.is_empty() {
+            errors.extend(
+                self.structural
+                    .iter_errors(&doc)
+                    .flat_map(|e| structural_errors(&e)),
+            );
+        }
+        if errors.is_empty()
+            && let Err(cel_errors) = self.cel_eval.validate_compiled(&self.cel, &doc, None)
+        {
+            errors.extend(cel_errors.iter().map(|e| FieldError {
+                field: e.field_path.trim_start_matches('.').to_string(),
+                message: e.message.clone(),
+            }));
+        }
+        if errors.is_empty() {
+            return serde_json::from_value(doc).map_err(|e| {
+                vec![FieldError {
+                    field: "spec".into(),
+                    message: e.to_string(),
+                }]
+            });
+        }
+        errors.sort();
+        errors.dedup();
+        Err(errors)
+    }
+
+    /// Parses every YAML document of `text` and validates each as a FluxProfile.
+    pub fn profiles_from_yaml(&self, text: &str) -> Result<Vec<FluxProfile>, InputError> {
+        let docs: Vec<Value> =
+            serde_saphyr::from_multiple(text).map_err(|e| InputError::Yaml(e.to_string()))?;
+        docs.into_iter()
+            .filter(|d| !d.is_null())
+            .enumerate()
+            .map(|(i, doc)| {
+                self.validate(&doc).map_err(|errors| InputError::Invalid {
+                    index: i + 1,
+                    errors,
+                })
+            })
+            .collect()
+    }
+}
+
+fn identity_errors(doc: &Value) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let mut expect = |field: &str, want: &str| {
+        let got = doc.get(field).and_then(Value::as_str);
+        if got != Some(want) {
+            errors.push(FieldError {
+                field: field.into(),
+                message: format!(
+                    "must be {want:?}, found {}",
+                    got.map_or("nothing".into(), |g| format!("{g:?}"))
+                ),
+            });
+        }
+    };
+    expect("apiVersion", &FluxProfile::api_version(&()));
+    expect("kind", &FluxProfile::kind(&()));
+    if doc
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        errors.push(FieldError {
+            field: "metadata.name".into(),
+            message: "Required value".into(),
+        });
+    }
+    errors
+}
+
+/// kubectl's strict field validation refuses unknown fields (a misspelt `pollingclass` would
+/// otherwise be dropped silently); JSON schema does the same with `additionalProperties: false`.
+fn forbid_unknown_fields(schema: &mut Value) {
+    let Some(obj) = schema.as_object_mut() else {
+        return;
+    };
+    if obj.contains_key("properties") && !obj.contains_key("x-kubernetes-preserve-unknown-fields") {
+        obj.insert("additionalProperties".into(), Value::Bool(false));
+    }
+    for (key, child) in obj.iter_mut() {
+        match key.as_str() {
+            "properties" => child
+                .as_object_mut()
+                .into_iter()
+                .flatten()
+                .for_each(|(_, s)| forbid_unknown_fields(s)),
+            "items" | "additionalProperties" => forbid_unknown_fields(child),
+            _ => {}
+        }
+    }
+}
+
+/// The API server treats an explicit null like an absent field.
+fn drop_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
+}
+
+/// `/spec/images/0/name` -> `spec.images[0].name`, the way the API server names fields.
+fn field_path(pointer: &str) -> String {
+    let mut out = String::new();
+    for segment in pointer.split('/').skip(1) {
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{segment}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&segment);
+        }
+    }
+    out
+}
+
+fn child(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_string()
+    } else {
+        format!("{parent}.{name}")
+    }
+}
+
+/// Messages in the API server's words, so the CLI and `kubectl apply` read alike.
+fn structural_errors(e: &jsonschema::ValidationError<'_>) -> Vec<FieldError> {
+    let field = field_path(e.instance_path().as_str());
+    if let ValidationErrorKind::AdditionalProperties { unexpected } = e.kind() {
+        return unexpected
+            .iter()
+            .map(|name| FieldError {
+                field: child(&field, name),
+                message: "unknown field".into(),
+            })
+            .collect();
+    }
+    let (field, message) = match e.kind() {
+        ValidationErrorKind::Required { property } => (
+            child(&field, property.as_str().unwrap_or_default()),
+            "Required value".to_string(),
+        ),
+        ValidationErrorKind::Enum { options } => {
+            let allowed: Vec<String> = options
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|o| !o.is_null())
+                .map(|o| o.to_string())
+                .collect();
+            (
+                field,
+                format!(
+                    "Unsupported value: {}: supported values: {}",
+                    e.instance(),
+                    allowed.join(", ")
+                ),
+            )
+        }
+        ValidationErrorKind::MaxLength { limit } => (
+            field,
+            format!("Too long: may not be more than {limit} characters"),
+        ),
+        ValidationErrorKind::MinLength { limit } => (
+            field,
+            format!("Invalid value: must be at least {limit} characters"),
+        ),
+        ValidationErrorKind::MaxItems { limit } => {
+            (field, format!("Too many: must have at most {limit} items"))
+        }
+        ValidationErrorKind::Type { kind } => {
+            let want = match kind {
+                TypeKind::Single(t) => t.to_string(),
+                TypeKind::Multiple(ts) => format!("{ts:?}"),
+            };
+            (
+                field,
+                format!("Invalid value: {}: must be of type {want}", e.instance()),
+            )
+        }
+        _ => (field, e.to_string()),
+    };
+    vec![FieldError { field, message }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointers_become_api_server_field_paths() {
+        assert_eq!(field_path("/spec/images/0/name"), "spec.images[0].name");
+        assert_eq!(field_path(""), "");
+    }
+}
