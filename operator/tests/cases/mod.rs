@@ -1,0 +1,337 @@
+//! Invalid FluxProfiles and the exact errors users must read, shared by the offline validator
+//! tests and the API server tests of the e2e tier.
+
+use serde_json::{Value, json};
+
+pub fn valid() -> Value {
+    json!({
+        "apiVersion": "fluxtune.dev/v1alpha1",
+        "kind": "FluxProfile",
+        "metadata": {"name": "cluster1", "namespace": "flux-system"},
+        "spec": {
+            "cluster": {"name": "cluster1"},
+            "source": {"url": "https://git.example.com/acme/kubeconf.git"},
+            "webhook": {"provider": "github", "secretRef": {"name": "hook"}},
+            "images": [{"name": "app", "repository": "ghcr.io/acme/app", "policy": {"semver": {"range": ">=1.0.0"}}}],
+            "imageUpdate": {"author": {"name": "bot", "email": "bot@example.com"}}
+        }
+    })
+}
+
+/// `set` is a list of (JSON pointer, value); `Value::Null` removes the field.
+fn with(set: &[(&str, Value)]) -> Value {
+    let mut doc = valid();
+    for (pointer, value) in set {
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        let parent = doc
+            .pointer_mut(parent)
+            .unwrap_or_else(|| panic!("no {parent}"));
+        match (parent, value) {
+            (Value::Object(map), Value::Null) => {
+                map.remove(key);
+            }
+            (Value::Object(map), v) => {
+                map.insert(key.to_string(), v.clone());
+            }
+            (Value::Array(items), v) => items[key.parse::<usize>().unwrap()] = v.clone(),
+            _ => panic!("cannot set {pointer}"),
+        }
+    }
+    doc
+}
+
+const DNS_LABEL: &str = "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit";
+const FOLDER: &str = "must be a relative folder path: segments of letters, digits, '.', '_' and '-' separated by single '/', no leading or trailing '/'";
+const DOTS: &str = "must not contain '.' or '..' segments";
+const DURATION: &str = "must be a Flux duration such as 30s, 5m or 1h (units ms, s, m, h)";
+const URL: &str =
+    "must start with http://, https:// or ssh:// (scp-style git@host:path is not accepted by Flux)";
+
+/// One invalid profile and every (field, message) it must be refused with.
+pub struct Case {
+    pub name: &'static str,
+    pub doc: Value,
+    pub errors: Vec<(&'static str, &'static str)>,
+}
+
+pub fn cases() -> Vec<Case> {
+    let image = |name: &str, extra: Value| {
+        let mut i = json!({"name": name, "repository": "ghcr.io/acme/app", "policy": {"semver": {"range": "*"}}});
+        i.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        i
+    };
+    let table = vec![
+        (
+            "uppercase cluster name",
+            with(&[("/spec/cluster/name", json!("Cluster1"))]),
+            vec![("spec.cluster.name", DNS_LABEL)],
+        ),
+        (
+            "cluster name ends in a dash",
+            with(&[("/spec/cluster/name", json!("cluster-"))]),
+            vec![("spec.cluster.name", DNS_LABEL)],
+        ),
+        (
+            "cluster name too long",
+            with(&[("/spec/cluster/name", json!("c".repeat(64)))]),
+            vec![(
+                "spec.cluster.name",
+                "Too long: may not be more than 63 characters",
+            )],
+        ),
+        (
+            "missing cluster name",
+            with(&[("/spec/cluster/name", Value::Null)]),
+            vec![("spec.cluster.name", "Required value")],
+        ),
+        (
+            "missing source",
+            with(&[("/spec/source", Value::Null)]),
+            vec![("spec.source", "Required value")],
+        ),
+        (
+            "path with ..",
+            with(&[("/spec/cluster/path", json!("clusters/../secrets"))]),
+            vec![("spec.cluster.path", DOTS)],
+        ),
+        (
+            "path with a . segment",
+            with(&[("/spec/cluster/path", json!("./cluster1"))]),
+            vec![("spec.cluster.path", DOTS)],
+        ),
+        (
+            "absolute path",
+            with(&[("/spec/cluster/path", json!("/cluster1"))]),
+            vec![("spec.cluster.path", FOLDER)],
+        ),
+        (
+            "trailing slash",
+            with(&[("/spec/cluster/path", json!("cluster1/"))]),
+            vec![("spec.cluster.path", FOLDER)],
+        ),
+        (
+            "glob in path",
+            with(&[("/spec/cluster/path", json!("clusters/*"))]),
+            vec![("spec.cluster.path", FOLDER)],
+        ),
+        (
+            "gitignore negation in a shared path",
+            with(&[("/spec/cluster/sharedPaths", json!(["library", "!secrets"]))]),
+            vec![("spec.cluster.sharedPaths[1]", FOLDER)],
+        ),
+        (
+            "comment character in path",
+            with(&[("/spec/cluster/path", json!("#cluster1"))]),
+            vec![("spec.cluster.path", FOLDER)],
+        ),
+        (
+            "space in path",
+            with(&[("/spec/cluster/path", json!("cluster 1"))]),
+            vec![("spec.cluster.path", FOLDER)],
+        ),
+        (
+            "duplicate shared paths",
+            with(&[("/spec/cluster/sharedPaths", json!(["library", "library"]))]),
+            vec![("spec.cluster.sharedPaths", "shared paths must be unique")],
+        ),
+        (
+            "too many shared paths",
+            with(&[(
+                "/spec/cluster/sharedPaths",
+                json!((0..17).map(|i| format!("lib{i}")).collect::<Vec<_>>()),
+            )]),
+            vec![(
+                "spec.cluster.sharedPaths",
+                "Too many: must have at most 16 items",
+            )],
+        ),
+        (
+            "scp-style url",
+            with(&[(
+                "/spec/source/url",
+                json!("git@github.com:acme/kubeconf.git"),
+            )]),
+            vec![("spec.source.url", URL)],
+        ),
+        (
+            "file url",
+            with(&[("/spec/source/url", json!("file:///srv/git/kubeconf"))]),
+            vec![("spec.source.url", URL)],
+        ),
+        (
+            "two refs",
+            with(&[("/spec/source/ref", json!({"branch": "main", "tag": "v1"}))]),
+            vec![(
+                "spec.source.ref",
+                "exactly one of branch, tag, semver or commit must be set",
+            )],
+        ),
+        (
+            "empty ref",
+            with(&[("/spec/source/ref", json!({}))]),
+            vec![(
+                "spec.source.ref",
+                "exactly one of branch, tag, semver or commit must be set",
+            )],
+        ),
+        (
+            "bad polling class",
+            with(&[("/spec/pollingClass", json!("Sometimes"))]),
+            vec![(
+                "spec.pollingClass",
+                "Unsupported value: \"Sometimes\": supported values: \"Webhook\", \"Poll\", \"Relaxed\"",
+            )],
+        ),
+        (
+            "webhook class without webhook",
+            with(&[
+                ("/spec/pollingClass", json!("Webhook")),
+                ("/spec/webhook", Value::Null),
+            ]),
+            vec![(
+                "spec.webhook",
+                "spec.webhook is required when spec.pollingClass is Webhook",
+            )],
+        ),
+        (
+            "unknown webhook provider",
+            with(&[("/spec/webhook/provider", json!("gitea"))]),
+            vec![(
+                "spec.webhook.provider",
+                "Unsupported value: \"gitea\": supported values: \"github\", \"gitlab\", \"bitbucket\", \"generic-hmac\"",
+            )],
+        ),
+        (
+            "webhook secret name with uppercase",
+            with(&[("/spec/webhook/secretRef/name", json!("Hook"))]),
+            vec![(
+                "spec.webhook.secretRef.name",
+                "must be a DNS-1123 subdomain: lowercase letters, digits, '-' and '.'",
+            )],
+        ),
+        (
+            "bad duration unit",
+            with(&[("/spec/intervals", json!({"source": "1d"}))]),
+            vec![("spec.intervals.source", DURATION)],
+        ),
+        (
+            "duration without unit",
+            with(&[("/spec/apply", json!({"timeout": "300"}))]),
+            vec![("spec.apply.timeout", DURATION)],
+        ),
+        (
+            "two policies on one image",
+            with(&[(
+                "/spec/images/0",
+                image(
+                    "app",
+                    json!({"policy": {"semver": {"range": "*"}, "alphabetical": {}}}),
+                ),
+            )]),
+            vec![(
+                "spec.images[0].policy",
+                "exactly one of semver, alphabetical or numerical must be set",
+            )],
+        ),
+        (
+            "no policy",
+            with(&[("/spec/images/0", image("app", json!({"policy": {}})))]),
+            vec![(
+                "spec.images[0].policy",
+                "exactly one of semver, alphabetical or numerical must be set",
+            )],
+        ),
+        (
+            "bad sort order",
+            with(&[(
+                "/spec/images/0",
+                image("app", json!({"policy": {"numerical": {"order": "up"}}})),
+            )]),
+            vec![(
+                "spec.images[0].policy.numerical.order",
+                "Unsupported value: \"up\": supported values: \"asc\", \"desc\"",
+            )],
+        ),
+        (
+            "duplicate image names",
+            with(&[(
+                "/spec/images",
+                json!([image("app", json!({})), image("app", json!({}))]),
+            )]),
+            vec![("spec.images", "image names must be unique")],
+        ),
+        (
+            "image with a tag",
+            with(&[(
+                "/spec/images/0",
+                image("app", json!({"repository": "ghcr.io/acme/app:1.0"})),
+            )]),
+            vec![(
+                "spec.images[0].repository",
+                "must be an image repository without scheme, tag or digest, e.g. ghcr.io/acme/app",
+            )],
+        ),
+        (
+            "image name with underscore",
+            with(&[("/spec/images/0", image("my_app", json!({})))]),
+            vec![("spec.images[0].name", DNS_LABEL)],
+        ),
+        (
+            "too many images",
+            with(&[(
+                "/spec/images",
+                json!(
+                    (0..33)
+                        .map(|i| image(&format!("i{i}"), json!({})))
+                        .collect::<Vec<_>>()
+                ),
+            )]),
+            vec![("spec.images", "Too many: must have at most 32 items")],
+        ),
+        (
+            "image update without a branch",
+            with(&[("/spec/source/ref", json!({"tag": "v1"}))]),
+            vec![(
+                "spec.imageUpdate",
+                "spec.imageUpdate needs a branch to push to: set spec.source.ref.branch or spec.imageUpdate.pushBranch",
+            )],
+        ),
+        (
+            "author without e-mail",
+            with(&[("/spec/imageUpdate/author", json!({"name": "bot"}))]),
+            vec![("spec.imageUpdate.author.email", "Required value")],
+        ),
+        (
+            "misspelt field",
+            with(&[("/spec/pollingclass", json!("Poll"))]),
+            vec![("spec.pollingclass", "unknown field")],
+        ),
+        (
+            "profile name too long for a label",
+            with(&[("/metadata/name", json!("p".repeat(64)))]),
+            vec![(
+                "metadata.name",
+                "metadata.name: must be at most 63 characters, it becomes the fluxtune.dev/profile label value",
+            )],
+        ),
+        (
+            "wrong kind",
+            with(&[("/kind", json!("Kustomization"))]),
+            vec![("kind", "must be \"FluxProfile\", found \"Kustomization\"")],
+        ),
+        (
+            "wrong type",
+            with(&[("/spec/suspend", json!("yes"))]),
+            vec![(
+                "spec.suspend",
+                "Invalid value: \"yes\": must be of type boolean",
+            )],
+        ),
+    ];
+    table
+        .into_iter()
+        .map(|(name, doc, errors)| Case { name, doc, errors })
+        .collect()
+}
