@@ -1,6 +1,13 @@
 //! fluxtune: declarative Flux tuning for Git monorepos of many clusters.
 
 pub mod api;
+pub mod capabilities;
 pub mod cli;
+pub mod controller;
+pub mod error;
 pub mod flux;
+pub mod http;
+pub mod metrics;
+pub mod reconcile;
 pub mod render;
+pub mod telemetry;

@@ -1,7 +1,12 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
-use fluxtune::{api, cli, render::Capabilities};
+use fluxtune::{
+    api, cli,
+    controller::{self, RunOptions},
+    render::Capabilities,
+    telemetry::{self, LogFormat},
+};
 
 /// Declarative Flux tuning for Git monorepos of many clusters.
 #[derive(Parser)]
@@ -24,6 +29,31 @@ enum Command {
     },
     /// Print the FluxProfile CRD (the bytes committed as crds/fluxprofile.yaml).
     Crd,
+    /// Run the operator against the current kubeconfig (in-cluster config when deployed).
+    Run(Run),
+}
+
+#[derive(clap::Args)]
+struct Run {
+    /// Watch FluxProfiles and their objects in this namespace only (default: all namespaces).
+    #[arg(long, env = "FLUXTUNE_NAMESPACE")]
+    namespace: Option<String>,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "FLUXTUNE_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    http_addr: std::net::SocketAddr,
+    /// Elect a leader on a coordination.k8s.io Lease, so only one replica writes.
+    #[arg(long, env = "FLUXTUNE_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_election: bool,
+    /// Namespace of the Lease (default: the pod's namespace, else --namespace, else "default").
+    #[arg(long, env = "POD_NAMESPACE")]
+    lease_namespace: Option<String>,
+    #[arg(long, default_value = "fluxtune-leader")]
+    lease_name: String,
+    /// This replica's identity in the election (default: the pod name, else host and pid).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    #[arg(long, env = "FLUXTUNE_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
 }
 
 fn main() -> ExitCode {
@@ -47,9 +77,37 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Run(run) => {
+            telemetry::init(run.log_format);
+            let opts = RunOptions {
+                lease_namespace: run
+                    .lease_namespace
+                    .or_else(|| run.namespace.clone())
+                    .unwrap_or_else(|| "default".into()),
+                identity: run.identity.unwrap_or_else(default_identity),
+                namespace: run.namespace,
+                http_addr: run.http_addr,
+                leader_election: run.leader_election,
+                lease_name: run.lease_name,
+            };
+            let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
+            match runtime.block_on(controller::run(opts)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "fluxtune stopped");
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Crd => {
             print!("{}", api::crd_yaml());
             ExitCode::SUCCESS
         }
     }
+}
+
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{}-{}", host.trim(), std::process::id())
 }

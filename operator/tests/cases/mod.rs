@@ -335,3 +335,30 @@ pub fn cases() -> Vec<Case> {
         .map(|(name, doc, errors)| Case { name, doc, errors })
         .collect()
 }
+
+impl Case {
+    /// Checks the API server does itself before any schema: the kind decides the endpoint.
+    #[allow(dead_code)]
+    pub fn offline_only(&self) -> bool {
+        self.errors
+            .iter()
+            .any(|(field, _)| *field == "kind" || *field == "apiVersion")
+    }
+}
+
+/// How the API server words the same problem, where its fixed texts differ from the offline
+/// validator's (the CEL messages are fluxtune's own and identical).
+#[allow(dead_code)]
+pub fn api_server_words(field: &str, message: &str) -> (String, String) {
+    let message = match message {
+        "unknown field" => {
+            return (
+                format!(".{}", field.rsplit('.').next().unwrap()),
+                "field not declared in schema".into(),
+            );
+        }
+        "Required value" => "Required value".to_string(),
+        m => m.to_string(),
+    };
+    (field.to_string(), message)
+}

@@ -1,0 +1,267 @@
+//! `fluxtune run`: wires the watches, leader election, the HTTP endpoints and the reconciler.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    hash::{DefaultHasher, Hash, Hasher},
+    net::SocketAddr,
+    sync::{Arc, atomic::Ordering},
+};
+
+use futures::{StreamExt, future};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    Api, Client, Config, ResourceExt,
+    api::{DynamicObject, PartialObjectMeta},
+    runtime::{
+        Controller, WatchStreamExt,
+        events::{Recorder, Reporter},
+        reflector::{self, ObjectRef, Store},
+        watcher,
+    },
+};
+use kube_lease_manager::{LeaseManagerBuilder, LeaseParams};
+use tracing::{info, warn};
+
+use crate::{
+    api::FluxProfile,
+    capabilities,
+    error::{Error, Result},
+    http::{self, Health},
+    metrics::{MethodLabels, Metrics},
+    reconcile::{self, Context},
+    render::names,
+};
+
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Watch one namespace instead of all.
+    pub namespace: Option<String>,
+    pub http_addr: SocketAddr,
+    pub leader_election: bool,
+    pub lease_namespace: String,
+    pub lease_name: String,
+    pub identity: String,
+}
+
+pub async fn run(opts: RunOptions) -> Result<()> {
+    let metrics = Arc::new(Metrics::default());
+    let client = counting_client(metrics.clone()).await?;
+    let health = Health {
+        metrics: metrics.clone(),
+        ready: Arc::default(),
+    };
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(http::serve(opts.http_addr, health.clone(), async {
+        let _ = http_stopped.await;
+    }));
+
+    let install = capabilities::detect(&client).await?;
+    let leader = if opts.leader_election {
+        let manager = LeaseManagerBuilder::new(client.clone(), &opts.lease_name)
+            .with_namespace(&opts.lease_namespace)
+            .with_parameters(
+                LeaseParams::new(opts.identity.clone(), 15, 5).with_field_manager("fluxtune-lease"),
+            )
+            .build()
+            .await?;
+        let (mut is_leader, task) = manager.watch().await;
+        // A standby replica is healthy and ready; it only does not reconcile.
+        health.ready.store(true, Ordering::Relaxed);
+        info!(identity = %opts.identity, lease = %opts.lease_name, "waiting for the leader lease");
+        while !*is_leader.borrow_and_update() {
+            if is_leader.changed().await.is_err() {
+                return Err(Error::LostLeadership);
+            }
+        }
+        info!(identity = %opts.identity, "acquired the leader lease");
+        Some((is_leader, task))
+    } else {
+        None
+    };
+
+    let controller = controller(client, install, metrics, &opts, health.clone());
+    let result = match leader {
+        Some((mut is_leader, task)) => {
+            let lost = async move {
+                while *is_leader.borrow() {
+                    if is_leader.changed().await.is_err() {
+                        break;
+                    }
+                }
+            };
+            tokio::select! {
+                r = controller => r,
+                _ = lost => Err(Error::LostLeadership),
+            }
+            .inspect(|_| drop(task))
+        }
+        None => controller.await,
+    };
+    let _ = stop_http.send(());
+    let _ = server.await;
+    result
+}
+
+async fn controller(
+    client: Client,
+    install: capabilities::FluxInstall,
+    metrics: Arc<Metrics>,
+    opts: &RunOptions,
+    health: Health,
+) -> Result<()> {
+    let profiles: Api<FluxProfile> = scoped(&client, &opts.namespace);
+    let mut controller = Controller::new(profiles, watcher::Config::default().any_semantic());
+    let profile_store = controller.store();
+
+    let mut children = BTreeMap::new();
+    for &kind in &install.kinds {
+        let ar = kind.api_resource();
+        let api: Api<DynamicObject> = match &opts.namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+            None => Api::all_with(client.clone(), &ar),
+        };
+        let writer = reflector::store::Writer::new(ar.clone());
+        let reader = writer.as_reader();
+        let config = watcher::Config::default()
+            .labels(&format!(
+                "{}={}",
+                names::MANAGED_BY_LABEL,
+                names::MANAGED_BY
+            ))
+            .any_semantic();
+        let stream = reflector::reflector(writer, watcher(api, config))
+            .default_backoff()
+            .filter_map(only_spec_and_metadata_changes());
+        controller = controller.owns_stream_with(stream, ar);
+        children.insert(kind, reader);
+    }
+
+    // The webhook Secret: a metadata-only watch (no token in memory), mapped to the profiles using it.
+    let secrets: Api<PartialObjectMeta<Secret>> = scoped(&client, &opts.namespace);
+    let store = profile_store.clone();
+    controller = controller.watches_stream(
+        watcher(secrets, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .touched_objects(),
+        move |secret| {
+            profiles_using_secret(
+                &store,
+                &secret.namespace().unwrap_or_default(),
+                &secret.name_any(),
+            )
+        },
+    );
+
+    for (kind, store) in &children {
+        if store.wait_until_ready().await.is_err() {
+            warn!(kind = kind.kind(), "cache closed before it was filled");
+        }
+    }
+    health.ready.store(true, Ordering::Relaxed);
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "fluxtune".into(),
+            instance: Some(opts.identity.clone()),
+        },
+    );
+    let ctx = Arc::new(Context::new(client, install, children, metrics, recorder));
+    info!(
+        namespace = opts.namespace.as_deref().unwrap_or("<all>"),
+        "reconciling FluxProfiles"
+    );
+    controller
+        .shutdown_on_signal()
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|result| {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "reconcile queue");
+            }
+            future::ready(())
+        })
+        .await;
+    Ok(())
+}
+
+fn scoped<K>(client: &Client, namespace: &Option<String>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+fn profiles_using_secret(
+    store: &Store<FluxProfile>,
+    namespace: &str,
+    secret: &str,
+) -> Vec<ObjectRef<FluxProfile>> {
+    store
+        .state()
+        .iter()
+        .filter(|p| {
+            p.namespace().as_deref() == Some(namespace)
+                && p.spec
+                    .webhook
+                    .as_ref()
+                    .is_some_and(|w| w.secret_ref.name == secret)
+        })
+        .map(|p| ObjectRef::from_obj(&**p))
+        .collect()
+}
+
+/// Owned objects trigger their profile only when someone changes their spec (generation) or
+/// metadata, or deletes them: an ImageRepository's status changes every scan and must not.
+type WatchEvent = Result<watcher::Event<DynamicObject>, watcher::Error>;
+type Trigger = future::Ready<Option<Result<DynamicObject, watcher::Error>>>;
+
+fn only_spec_and_metadata_changes() -> impl FnMut(WatchEvent) -> Trigger {
+    let mut seen: HashMap<(Option<String>, String), u64> = HashMap::new();
+    move |event| {
+        let passed = match event {
+            Err(e) => Some(Err(e)),
+            Ok(watcher::Event::Delete(obj)) => {
+                seen.remove(&(obj.namespace(), obj.name_any()));
+                Some(Ok(obj))
+            }
+            Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
+                let mut h = DefaultHasher::new();
+                obj.metadata.generation.hash(&mut h);
+                obj.metadata.labels.hash(&mut h);
+                obj.metadata.annotations.hash(&mut h);
+                format!("{:?}", obj.metadata.owner_references).hash(&mut h);
+                obj.metadata.deletion_timestamp.is_some().hash(&mut h);
+                let fingerprint = h.finish();
+                let key = (obj.namespace(), obj.name_any());
+                (seen.insert(key, fingerprint) != Some(fingerprint)).then_some(Ok(obj))
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+        };
+        future::ready(passed)
+    }
+}
+
+/// A client that counts every request by HTTP method, so "a no-op reconcile writes nothing" is
+/// observable on /metrics.
+async fn counting_client(metrics: Arc<Metrics>) -> Result<Client> {
+    let config = Config::infer()
+        .await
+        .map_err(|e| Error::Config(e.to_string()))?;
+    let count =
+        tower::util::MapRequestLayer::new(move |req: ::http::Request<kube::client::Body>| {
+            metrics
+                .kube_requests
+                .get_or_create(&MethodLabels {
+                    method: req.method().to_string(),
+                })
+                .inc();
+            req
+        });
+    Ok(kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| Error::Config(e.to_string()))?
+        .with_layer(&count)
+        .build())
+}

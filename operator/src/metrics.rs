@@ -1,0 +1,130 @@
+//! Prometheus metrics, served on /metrics.
+
+use std::time::Duration;
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabels {
+    pub method: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BudgetLabels {
+    pub namespace: String,
+    pub profile: String,
+    pub path: &'static str,
+    pub bound: &'static str,
+}
+
+pub struct Metrics {
+    pub reconciles: Family<ResultLabels, Counter>,
+    pub errors: Family<ReasonLabels, Counter>,
+    pub duration: Histogram,
+    pub applied: Family<KindLabels, Counter>,
+    pub pruned: Family<KindLabels, Counter>,
+    /// Every request the operator sends, by HTTP method: a no-op reconcile adds no write.
+    pub kube_requests: Family<MethodLabels, Counter>,
+    pub latency_budget: Family<BudgetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub registry: Registry,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("fluxtune");
+        let reconciles = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "reconciles",
+            "FluxProfile reconciles by result",
+            reconciles.clone(),
+        );
+        let errors = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "reconcile_errors",
+            "Failed reconciles by reason",
+            errors.clone(),
+        );
+        let duration = Histogram::new([
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ]);
+        registry.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration",
+            duration.clone(),
+        );
+        let applied = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "children_applied",
+            "Flux objects created or updated",
+            applied.clone(),
+        );
+        let pruned = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "children_pruned",
+            "Flux objects deleted because they left a profile",
+            pruned.clone(),
+        );
+        let kube_requests = Family::<MethodLabels, Counter>::default();
+        registry.register(
+            "kube_requests",
+            "Requests to the Kubernetes API by HTTP method",
+            kube_requests.clone(),
+        );
+        let latency_budget =
+            Family::<BudgetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "latency_budget_seconds",
+            "Latency the profile's configuration should achieve, by path and bound",
+            latency_budget.clone(),
+        );
+        Metrics {
+            reconciles,
+            errors,
+            duration,
+            applied,
+            pruned,
+            kube_requests,
+            latency_budget,
+            registry,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn observe_reconcile(&self, error: Option<&'static str>, took: Duration) {
+        self.duration.observe(took.as_secs_f64());
+        let result = if error.is_some() { "error" } else { "ok" };
+        self.reconciles
+            .get_or_create(&ResultLabels { result })
+            .inc();
+        if let Some(reason) = error {
+            self.errors.get_or_create(&ReasonLabels { reason }).inc();
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("metrics encode to a String");
+        out
+    }
+}

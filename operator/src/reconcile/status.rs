@@ -1,0 +1,217 @@
+//! Status: computed purely from what the reconcile observed, written only when it changed.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{
+    Api, ResourceExt,
+    api::{Patch, PatchParams},
+};
+
+use super::{Blocker, Context};
+use crate::{
+    api::{
+        FluxProfile, FluxProfileStatus, InventoryEntry, LatencyBudget, PollingClass, WebhookStatus,
+    },
+    error::Result,
+};
+
+pub const STATUS_MANAGER: &str = "fluxtune-status";
+
+/// What one reconcile found.
+#[derive(Clone, Debug, Default)]
+pub struct Observation {
+    pub generation: Option<i64>,
+    pub class: Option<PollingClass>,
+    pub latency_budget: Option<LatencyBudget>,
+    pub webhook: Option<WebhookStatus>,
+    pub inventory: Vec<InventoryEntry>,
+    /// Problems only the user can fix: Stalled, so health checks fail fast.
+    pub blockers: Vec<Blocker>,
+    /// A transient failure the controller retries.
+    pub error: Option<String>,
+    pub handled_request: Option<String>,
+    pub suspended: bool,
+    /// Objects written or deleted by this reconcile (for events, not status).
+    pub changed: Vec<InventoryEntry>,
+    pub pruned: Vec<InventoryEntry>,
+}
+
+pub fn compute(
+    old: Option<&FluxProfileStatus>,
+    obs: &Observation,
+    now: &Time,
+) -> FluxProfileStatus {
+    let old_conditions = old.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let condition = |type_: &str, status: bool, reason: &str, message: String| {
+        let status = if status { "True" } else { "False" }.to_string();
+        // Keep the transition time while the status stays the same.
+        let last_transition_time = old_conditions
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or_else(|| now.clone());
+        Condition {
+            type_: type_.into(),
+            status,
+            reason: reason.into(),
+            message,
+            observed_generation: obs.generation,
+            last_transition_time,
+        }
+    };
+
+    let conditions = if obs.suspended {
+        old_conditions.to_vec()
+    } else if let Some(first) = obs.blockers.first() {
+        let message = obs
+            .blockers
+            .iter()
+            .map(Blocker::message)
+            .collect::<Vec<_>>()
+            .join("; ");
+        vec![
+            condition("Ready", false, first.reason(), message.clone()),
+            condition("Stalled", true, first.reason(), message),
+        ]
+    } else if let Some(error) = &obs.error {
+        vec![
+            condition("Ready", false, "ReconciliationFailed", error.clone()),
+            condition(
+                "Reconciling",
+                true,
+                "ProgressingWithRetry",
+                format!("retrying after: {error}"),
+            ),
+        ]
+    } else {
+        let message = format!("{} Flux objects up to date", obs.inventory.len());
+        vec![condition("Ready", true, "ReconciliationSucceeded", message)]
+    };
+
+    FluxProfileStatus {
+        observed_generation: obs.generation.or(old.and_then(|s| s.observed_generation)),
+        conditions,
+        last_handled_reconcile_at: obs
+            .handled_request
+            .clone()
+            .or_else(|| old.and_then(|s| s.last_handled_reconcile_at.clone())),
+        polling_class: obs.class.or(old.and_then(|s| s.polling_class)),
+        webhook: obs.webhook.clone(),
+        latency_budget: obs
+            .latency_budget
+            .clone()
+            .or_else(|| old.and_then(|s| s.latency_budget.clone())),
+        inventory: obs.inventory.clone(),
+    }
+}
+
+/// Equal but for condition transition times, which alone never justify a write.
+pub fn same(a: &FluxProfileStatus, b: &FluxProfileStatus) -> bool {
+    let strip = |s: &FluxProfileStatus| {
+        let mut s = s.clone();
+        for c in &mut s.conditions {
+            c.last_transition_time = Time(Default::default());
+        }
+        s
+    };
+    strip(a) == strip(b)
+}
+
+/// Writes the status through the status subresource, only when it changed. Returns whether it wrote.
+pub async fn write_if_changed(
+    ctx: &Context,
+    profile: &FluxProfile,
+    new: FluxProfileStatus,
+) -> Result<bool> {
+    if profile.status.as_ref().is_some_and(|old| same(old, &new)) {
+        return Ok(false);
+    }
+    let api: Api<FluxProfile> =
+        Api::namespaced(ctx.client.clone(), &profile.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "apiVersion": "fluxtune.dev/v1alpha1",
+        "kind": "FluxProfile",
+        "status": new,
+    });
+    api.patch_status(
+        &profile.name_any(),
+        &PatchParams::apply(STATUS_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap())
+    }
+
+    fn ready(status: &FluxProfileStatus) -> (&str, &str) {
+        let c = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        (c.status.as_str(), c.reason.as_str())
+    }
+
+    #[test]
+    fn success_is_ready_and_current() {
+        let obs = Observation {
+            generation: Some(3),
+            ..Default::default()
+        };
+        let s = compute(None, &obs, &at(1));
+        assert_eq!(ready(&s), ("True", "ReconciliationSucceeded"));
+        assert_eq!(s.observed_generation, Some(3));
+        assert_eq!(
+            s.conditions.len(),
+            1,
+            "no Reconciling or Stalled left behind"
+        );
+    }
+
+    #[test]
+    fn a_blocker_stalls_so_health_checks_fail_fast() {
+        let obs = Observation {
+            generation: Some(1),
+            blockers: vec![Blocker::WebhookSecretNotFound("hook".into())],
+            ..Default::default()
+        };
+        let s = compute(None, &obs, &at(1));
+        assert_eq!(ready(&s), ("False", "WebhookSecretNotFound"));
+        let stalled = s.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+        assert_eq!(stalled.status, "True");
+        assert!(stalled.message.contains("\"hook\""), "{}", stalled.message);
+    }
+
+    #[test]
+    fn recomputing_an_unchanged_outcome_later_is_the_same_status() {
+        let obs = Observation {
+            generation: Some(1),
+            ..Default::default()
+        };
+        let first = compute(None, &obs, &at(1));
+        let second = compute(Some(&first), &obs, &at(500));
+        assert!(same(&first, &second));
+        assert_eq!(first, second, "transition times are kept too");
+    }
+
+    #[test]
+    fn a_transition_gets_a_new_time() {
+        let ok = compute(None, &Observation::default(), &at(1));
+        let failed = compute(
+            Some(&ok),
+            &Observation {
+                error: Some("boom".into()),
+                ..Default::default()
+            },
+            &at(9),
+        );
+        assert!(!same(&ok, &failed));
+        assert_eq!(failed.conditions[0].last_transition_time, at(9));
+    }
+}

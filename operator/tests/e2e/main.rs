@@ -1,0 +1,8 @@
+//! The e2e tier: against the real kube-apiserver that e2e/controlplane.sh builds and starts, with
+//! the real Flux CRDs installed. Run it with `bash e2e/test-all.sh`.
+
+#[path = "../cases/mod.rs"]
+mod cases;
+mod operator;
+mod schemas;
+mod support;

@@ -1,0 +1,421 @@
+//! `fluxtune run` as a real process against the real API server: one namespace and one operator
+//! process per test.
+
+use std::collections::BTreeMap;
+
+use fluxtune::{api::FluxProfile, flux::FluxKind, render::receiver::webhook_path};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams},
+};
+use serde_json::{Value, json};
+
+use crate::support::{self, Operator, PATIENCE, eventually};
+
+const TOKEN: &str = "s3cr3t-token-value";
+
+fn profile(ns: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "fluxtune.dev/v1alpha1",
+        "kind": "FluxProfile",
+        "metadata": {"name": "cluster1", "namespace": ns},
+        "spec": spec,
+    })
+}
+
+fn webhook_spec() -> Value {
+    json!({
+        "cluster": {"name": "cluster1"},
+        "source": {"url": "https://git.example.com/acme/kubeconf.git"},
+        "webhook": {"provider": "github", "secretRef": {"name": "hook"}, "baseURL": "https://hooks.example.com"},
+        "images": [
+            {"name": "app", "repository": "ghcr.io/acme/app", "policy": {"semver": {"range": ">=1.0.0"}}},
+            {"name": "worker", "repository": "ghcr.io/acme/worker", "policy": {"numerical": {"order": "asc"}}}
+        ],
+        "imageUpdate": {"author": {"name": "bot", "email": "bot@example.com"}}
+    })
+}
+
+async fn apply_profile(client: &Client, doc: &Value) {
+    support::apply_as(client, "e2e-user", doc)
+        .await
+        .expect("the profile is accepted");
+}
+
+async fn get_profile(client: &Client, ns: &str) -> FluxProfile {
+    Api::<FluxProfile>::namespaced(client.clone(), ns)
+        .get("cluster1")
+        .await
+        .unwrap()
+}
+
+fn condition<'a>(p: &'a FluxProfile, type_: &str) -> Option<(&'a str, &'a str)> {
+    p.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.as_str(), c.reason.as_str()))
+}
+
+/// Waits until the profile's current generation is reconciled with Ready=`ready`, reason `reason`.
+async fn wait_ready(client: &Client, ns: &str, ready: &str, reason: &str) -> FluxProfile {
+    eventually(
+        &format!("profile Ready={ready} ({reason})"),
+        PATIENCE,
+        || async {
+            let p = get_profile(client, ns).await;
+            let current =
+                p.status.as_ref().and_then(|s| s.observed_generation) == p.metadata.generation;
+            (current && condition(&p, "Ready") == Some((ready, reason))).then_some(p)
+        },
+    )
+    .await
+}
+
+async fn children(client: &Client, ns: &str) -> BTreeMap<(String, String), DynamicObject> {
+    let mut all = BTreeMap::new();
+    for kind in FluxKind::ALL {
+        let api = support::dynamic_api(client, ns, kind);
+        for o in api.list(&ListParams::default()).await.unwrap() {
+            all.insert((kind.kind().to_string(), o.name_any()), o);
+        }
+    }
+    all
+}
+
+fn names(children: &BTreeMap<(String, String), DynamicObject>) -> Vec<String> {
+    children.keys().map(|(k, n)| format!("{k}/{n}")).collect()
+}
+
+async fn setup(test: &str, with_secret: bool) -> (Client, String, Operator) {
+    let client = support::client().await;
+    let ns = support::namespace(&client, test).await;
+    if with_secret {
+        support::webhook_secret(&client, &ns, "hook", TOKEN).await;
+    }
+    let op = Operator::start(&ns, "op-a");
+    op.wait_ready().await;
+    (client, ns, op)
+}
+
+#[tokio::test]
+async fn a_profile_becomes_ready_with_every_child_and_a_complete_status() {
+    let (client, ns, _op) = setup("create", true).await;
+    apply_profile(&client, &profile(&ns, webhook_spec())).await;
+    let p = wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+
+    let kids = children(&client, &ns).await;
+    assert_eq!(
+        names(&kids),
+        [
+            "GitRepository/cluster1",
+            "ImagePolicy/cluster1-app",
+            "ImagePolicy/cluster1-worker",
+            "ImageRepository/cluster1-app",
+            "ImageRepository/cluster1-worker",
+            "ImageUpdateAutomation/cluster1",
+            "Kustomization/cluster1",
+            "Receiver/cluster1",
+        ]
+    );
+    for o in kids.values() {
+        let owner = &o.owner_references()[0];
+        assert_eq!(
+            (owner.uid.as_str(), owner.controller),
+            (p.uid().unwrap().as_str(), Some(true))
+        );
+        assert_eq!(o.labels()["fluxtune.dev/profile"], "cluster1");
+    }
+    let status = p.status.unwrap();
+    assert_eq!(status.inventory.len(), 8);
+    let webhook = status.webhook.unwrap();
+    assert_eq!(webhook.path, webhook_path(TOKEN, "cluster1", &ns));
+    assert_eq!(
+        webhook.url.unwrap(),
+        format!("https://hooks.example.com{}", webhook.path)
+    );
+    assert_eq!(
+        status.latency_budget.unwrap().image_to_deploy.expected,
+        "45s"
+    );
+    assert!(
+        !serde_json::to_string(&get_profile(&client, &ns).await)
+            .unwrap()
+            .contains(TOKEN),
+        "the token never appears in the profile"
+    );
+}
+
+#[tokio::test]
+async fn changing_the_class_retunes_and_removes_the_receiver_and_removing_an_image_prunes_it() {
+    let (client, ns, _op) = setup("retune", true).await;
+    apply_profile(&client, &profile(&ns, webhook_spec())).await;
+    wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+
+    let mut spec = webhook_spec();
+    spec["pollingClass"] = json!("Poll");
+    spec["images"].as_array_mut().unwrap().pop();
+    apply_profile(&client, &profile(&ns, spec)).await;
+    let p = wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+
+    let kids = children(&client, &ns).await;
+    assert!(
+        !kids.contains_key(&("Receiver".into(), "cluster1".into())),
+        "{:?}",
+        names(&kids)
+    );
+    assert!(!kids.contains_key(&("ImageRepository".into(), "cluster1-worker".into())));
+    assert!(!kids.contains_key(&("ImagePolicy".into(), "cluster1-worker".into())));
+    let git = &kids[&("GitRepository".to_string(), "cluster1".to_string())];
+    assert_eq!(git.data["spec"]["interval"], "1m");
+    assert_eq!(p.status.as_ref().unwrap().inventory.len(), 5);
+
+    // And back: the Receiver reappears.
+    apply_profile(&client, &profile(&ns, webhook_spec())).await;
+    eventually("the Receiver is recreated", PATIENCE, || async {
+        let kids = children(&client, &ns).await;
+        kids.contains_key(&("Receiver".into(), "cluster1".into()))
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn deleting_the_profile_garbage_collects_its_children() {
+    let (client, ns, _op) = setup("gc", true).await;
+    apply_profile(&client, &profile(&ns, webhook_spec())).await;
+    wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    Api::<FluxProfile>::namespaced(client.clone(), &ns)
+        .delete("cluster1", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(
+        "kube-controller-manager's garbage collector deletes every child",
+        PATIENCE,
+        || async { children(&client, &ns).await.is_empty().then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn drift_is_reverted_deleted_children_come_back_and_foreign_fields_stay() {
+    let (client, ns, _op) = setup("drift", true).await;
+    apply_profile(&client, &profile(&ns, webhook_spec())).await;
+    wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    let git = support::dynamic_api(&client, &ns, FluxKind::GitRepository);
+
+    // Someone edits a field fluxtune owns, and suspends it like `flux suspend` does.
+    git.patch(
+        "cluster1",
+        &PatchParams::apply("kubectl-edit").force(),
+        &Patch::Apply(json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+            "metadata": {"name": "cluster1"},
+            "spec": {"interval": "5m", "suspend": true}
+        })),
+    )
+    .await
+    .unwrap();
+    let restored = eventually("the interval is restored", PATIENCE, || async {
+        let g = git.get("cluster1").await.unwrap();
+        (g.data["spec"]["interval"] == "1h").then_some(g)
+    })
+    .await;
+    assert_eq!(
+        restored.data["spec"]["suspend"], true,
+        "spec.suspend is not fluxtune's to revert"
+    );
+
+    let receivers = support::dynamic_api(&client, &ns, FluxKind::Receiver);
+    let old_uid = receivers.get("cluster1").await.unwrap().uid();
+    receivers
+        .delete("cluster1", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the deleted Receiver is recreated", PATIENCE, || async {
+        let r = receivers.get_opt("cluster1").await.unwrap()?;
+        (r.uid() != old_uid).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_missing_secret_stalls_the_profile_until_the_secret_appears() {
+    let (client, ns, op) = setup("secret", false).await;
+    apply_profile(&client, &profile(&ns, webhook_spec())).await;
+    let p = wait_ready(&client, &ns, "False", "WebhookSecretNotFound").await;
+    assert_eq!(
+        condition(&p, "Stalled"),
+        Some(("True", "WebhookSecretNotFound"))
+    );
+    // Everything else is applied all the same.
+    assert_eq!(children(&client, &ns).await.len(), 8);
+
+    // A Secret without "token" is a different, equally clear problem.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    secrets
+        .create(
+            &Default::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "hook"}, "stringData": {"password": "x"}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    wait_ready(&client, &ns, "False", "WebhookTokenMissing").await;
+
+    secrets
+        .patch(
+            "hook",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"token": TOKEN}})),
+        )
+        .await
+        .unwrap();
+    let p = wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    assert_eq!(condition(&p, "Stalled"), None);
+    assert!(
+        !op.logs().contains(TOKEN),
+        "the token never appears in the logs"
+    );
+}
+
+#[tokio::test]
+async fn a_restart_and_a_no_op_reconcile_write_nothing() {
+    let (client, ns, mut op) = setup("noop", true).await;
+    apply_profile(&client, &profile(&ns, webhook_spec())).await;
+    wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    let before: BTreeMap<_, _> = children(&client, &ns)
+        .await
+        .into_iter()
+        .map(|(k, o)| (k, o.resource_version()))
+        .collect();
+
+    op.restart();
+    op.wait_ready().await;
+    // Poke the profile with an unrelated annotation: a reconcile that must find nothing to do.
+    Api::<FluxProfile>::namespaced(client.clone(), &ns)
+        .patch(
+            "cluster1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"e2e/poke": "1"}}})),
+        )
+        .await
+        .unwrap();
+    eventually("the restarted operator reconciled", PATIENCE, || async {
+        (support::metric(
+            &op.metrics().await,
+            "fluxtune_reconciles_total",
+            "result=\"ok\"",
+        ) >= 2)
+            .then_some(())
+    })
+    .await;
+
+    let writes: u64 = ["POST", "PUT", "PATCH", "DELETE"]
+        .iter()
+        .map(|m| async { op.requests(m).await })
+        .collect::<futures::future::JoinAll<_>>()
+        .await
+        .into_iter()
+        .sum();
+    // Events and the lease are writes too; the election is off here unless asked for.
+    assert_eq!(
+        writes,
+        0,
+        "a no-op reconcile wrote:\n{}",
+        op.metrics().await
+    );
+    let after: BTreeMap<_, _> = children(&client, &ns)
+        .await
+        .into_iter()
+        .map(|(k, o)| (k, o.resource_version()))
+        .collect();
+    assert_eq!(before, after, "no child was rewritten");
+}
+
+#[tokio::test]
+async fn a_reconcile_request_is_handed_on_to_the_sources_and_recorded() {
+    let (client, ns, _op) = setup("request", true).await;
+    apply_profile(&client, &profile(&ns, webhook_spec())).await;
+    wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    Api::<FluxProfile>::namespaced(client.clone(), &ns)
+        .patch(
+            "cluster1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "2026-11-27T12:00:00Z"}}})),
+        )
+        .await
+        .unwrap();
+    eventually("lastHandledReconcileAt is recorded", PATIENCE, || async {
+        let p = get_profile(&client, &ns).await;
+        (p.status?.last_handled_reconcile_at.as_deref() == Some("2026-11-27T12:00:00Z"))
+            .then_some(())
+    })
+    .await;
+    for (kind, name) in [
+        (FluxKind::GitRepository, "cluster1"),
+        (FluxKind::ImageRepository, "cluster1-app"),
+        (FluxKind::ImageRepository, "cluster1-worker"),
+    ] {
+        let o = support::dynamic_api(&client, &ns, kind)
+            .get(name)
+            .await
+            .unwrap();
+        assert_eq!(
+            o.annotations()
+                .get("reconcile.fluxcd.io/requestedAt")
+                .map(String::as_str),
+            Some("2026-11-27T12:00:00Z")
+        );
+    }
+    let k = support::dynamic_api(&client, &ns, FluxKind::Kustomization)
+        .get("cluster1")
+        .await
+        .unwrap();
+    assert!(
+        !k.annotations()
+            .contains_key("reconcile.fluxcd.io/requestedAt"),
+        "appliers follow their source"
+    );
+}
+
+#[tokio::test]
+async fn of_two_replicas_only_the_leader_writes() {
+    let client = support::client().await;
+    let ns = support::namespace(&client, "leader").await;
+    support::webhook_secret(&client, &ns, "hook", TOKEN).await;
+    let election = ["--leader-election", "true", "--lease-namespace"];
+    let a = Operator::start_with(&ns, "op-a", &[election[0], election[1], election[2], &ns]);
+    a.wait_ready().await;
+    eventually("op-a leads", PATIENCE, || async {
+        a.logs().contains("acquired the leader lease").then_some(())
+    })
+    .await;
+    let b = Operator::start_with(&ns, "op-b", &[election[0], election[1], election[2], &ns]);
+    b.wait_ready().await;
+
+    apply_profile(&client, &profile(&ns, webhook_spec())).await;
+    wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    assert!(
+        !b.logs().contains("acquired the leader lease"),
+        "{}",
+        b.logs()
+    );
+    // The standby's only writes may be lease acquisition attempts: it never reconciles or applies.
+    let standby = b.metrics().await;
+    assert_eq!(
+        support::metric(&standby, "fluxtune_reconciles_total", ""),
+        0,
+        "{standby}"
+    );
+    assert_eq!(
+        support::metric(&standby, "fluxtune_children_applied_total", ""),
+        0,
+        "{standby}"
+    );
+    assert!(support::metric(&a.metrics().await, "fluxtune_children_applied_total", "") >= 8);
+}
