@@ -1,8 +1,31 @@
 #!/usr/bin/env bash
-# Every test tier: formatting and lints, unit, golden and property tests.
+# Every test tier, in order of cost: lint, unit + golden + property tests, then the e2e tier against
+# a real control plane built from the Go module proxy (cached under ~/.cache/fluxtune) and stopped
+# afterwards. The e2e tier cannot be skipped: if the control plane cannot start, this fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+section() { printf '\n=== %s\n' "$*"; }
+
+section "lint"
 cargo fmt --all --check
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --all-targets --all-features --locked -- -D warnings
+
+section "unit, golden, property and real-git tests"
 cargo test --locked
+
+section "control plane"
+bash e2e/controlplane.sh build
+state=$(mktemp -d "${TMPDIR:-/tmp}/fluxtune-e2e.XXXXXX")
+cleanup() {
+  local rc=$?
+  if [[ $rc -ne 0 ]]; then bash e2e/controlplane.sh logs "$state" || true; fi
+  bash e2e/controlplane.sh down "$state" || true
+  rm -rf "$state"
+  exit "$rc"
+}
+trap cleanup EXIT
+bash e2e/controlplane.sh up "$state"
+
+section "e2e: the real kube-apiserver, the real Flux CRDs, fluxtune run as a process"
+FLUXTUNE_E2E_KUBECONFIG="$state/kubeconfig" cargo test --locked --features e2e --test e2e

@@ -152,12 +152,24 @@ async fn controller(
         },
     );
 
-    for (kind, store) in &children {
-        if store.wait_until_ready().await.is_err() {
-            warn!(kind = kind.kind(), "cache closed before it was filled");
+    // The caches fill once the controller polls their watches; ready means filled.
+    let stores: Vec<_> = children.iter().map(|(k, s)| (*k, s.clone())).collect();
+    let caches_ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let filled = caches_ready.clone();
+    tokio::spawn(async move {
+        for (kind, store) in stores {
+            if store.wait_until_ready().await.is_err() {
+                warn!(
+                    kind = kind.kind(),
+                    "a Flux object cache closed before it was filled"
+                );
+                return;
+            }
+            tracing::debug!(kind = kind.kind(), "cache filled");
         }
-    }
-    health.ready.store(true, Ordering::Relaxed);
+        filled.store(true, Ordering::Relaxed);
+        health.ready.store(true, Ordering::Relaxed);
+    });
 
     let recorder = Recorder::new(
         client.clone(),
@@ -166,7 +178,14 @@ async fn controller(
             instance: Some(opts.identity.clone()),
         },
     );
-    let ctx = Arc::new(Context::new(client, install, children, metrics, recorder));
+    let ctx = Arc::new(Context::new(
+        client,
+        install,
+        children,
+        metrics,
+        recorder,
+        caches_ready,
+    ));
     info!(
         namespace = opts.namespace.as_deref().unwrap_or("<all>"),
         "reconciling FluxProfiles"

@@ -1,5 +1,7 @@
 //! Logs: text for people, JSON for log pipelines; filtered by RUST_LOG (default info).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -15,6 +17,12 @@ pub fn init(format: LogFormat) {
         LogFormat::Json => registry
             .with(fmt::layer().json().with_current_span(false))
             .init(),
-        LogFormat::Text => registry.with(fmt::layer().with_target(false)).init(),
+        LogFormat::Text => registry
+            .with(
+                fmt::layer()
+                    .with_target(false)
+                    .with_ansi(std::io::stderr().is_terminal()),
+            )
+            .init(),
     }
 }

@@ -47,6 +47,9 @@ pub struct Context {
     pub children: BTreeMap<FluxKind, Store<DynamicObject>>,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
+    /// Set once every cache in `children` is filled (one task waits for that: a store's
+    /// readiness wakes a single waiter).
+    pub caches_ready: Arc<std::sync::atomic::AtomicBool>,
     failures: Mutex<HashMap<ObjectRef<FluxProfile>, u32>>,
 }
 
@@ -57,6 +60,7 @@ impl Context {
         children: BTreeMap<FluxKind, Store<DynamicObject>>,
         metrics: Arc<Metrics>,
         recorder: Recorder,
+        caches_ready: Arc<std::sync::atomic::AtomicBool>,
     ) -> Context {
         Context {
             client,
@@ -64,6 +68,7 @@ impl Context {
             children,
             metrics,
             recorder,
+            caches_ready,
             failures: Mutex::default(),
         }
     }
@@ -127,6 +132,12 @@ pub async fn reconcile(profile: Arc<FluxProfile>, ctx: Arc<Context>) -> Result<A
 }
 
 async fn reconcile_profile(profile: &FluxProfile, ctx: &Context) -> Result<Action> {
+    // Deciding "already applied" from a half-filled cache would rewrite objects at every start.
+    // Waiting here would stall the controller, which stops polling the very watches that fill the
+    // caches while this profile's reconcile runs: come back shortly instead.
+    if !ctx.caches_ready.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(Action::requeue(Duration::from_millis(250)));
+    }
     let generation = profile.meta().generation;
     if profile.spec.suspend {
         let obs = Observation {

@@ -19,7 +19,12 @@ pub struct FieldError {
 
 impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
+        // Rules on the whole object name their field in the message.
+        if self.field.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.field, self.message)
+        }
     }
 }
 
@@ -259,14 +264,18 @@ fn structural_errors(e: &jsonschema::ValidationError<'_>) -> Vec<FieldError> {
         }
         ValidationErrorKind::MaxLength { limit } => (
             field,
-            format!("Too long: may not be more than {limit} characters"),
+            format!("Too long: may not be more than {limit} bytes"),
         ),
         ValidationErrorKind::MinLength { limit } => (
             field,
-            format!("Invalid value: must be at least {limit} characters"),
+            format!("Invalid value: must be at least {limit} bytes"),
         ),
         ValidationErrorKind::MaxItems { limit } => {
-            (field, format!("Too many: must have at most {limit} items"))
+            let count = e.instance().as_array().map_or(0, Vec::len);
+            (
+                field,
+                format!("Too many: {count}: must have at most {limit} items"),
+            )
         }
         ValidationErrorKind::Type { kind } => {
             let want = match kind {

@@ -78,7 +78,7 @@ pub fn cases() -> Vec<Case> {
             with(&[("/spec/cluster/name", json!("c".repeat(64)))]),
             vec![(
                 "spec.cluster.name",
-                "Too long: may not be more than 63 characters",
+                "Too long: may not be more than 63 bytes",
             )],
         ),
         (
@@ -144,7 +144,7 @@ pub fn cases() -> Vec<Case> {
             )]),
             vec![(
                 "spec.cluster.sharedPaths",
-                "Too many: must have at most 16 items",
+                "Too many: 17: must have at most 16 items",
             )],
         ),
         (
@@ -288,7 +288,7 @@ pub fn cases() -> Vec<Case> {
                         .collect::<Vec<_>>()
                 ),
             )]),
-            vec![("spec.images", "Too many: must have at most 32 items")],
+            vec![("spec.images", "Too many: 33: must have at most 32 items")],
         ),
         (
             "image update without a branch",
@@ -312,7 +312,7 @@ pub fn cases() -> Vec<Case> {
             "profile name too long for a label",
             with(&[("/metadata/name", json!("p".repeat(64)))]),
             vec![(
-                "metadata.name",
+                "",
                 "metadata.name: must be at most 63 characters, it becomes the fluxtune.dev/profile label value",
             )],
         ),
@@ -357,7 +357,10 @@ pub fn api_server_words(field: &str, message: &str) -> (String, String) {
                 "field not declared in schema".into(),
             );
         }
-        "Required value" => "Required value".to_string(),
+        // Server-side apply type-checks before validation, in its own words.
+        m if m.starts_with("Invalid value: ") && m.contains("must be of type ") => {
+            format!("expected {}", m.rsplit("must be of type ").next().unwrap())
+        }
         m => m.to_string(),
     };
     (field.to_string(), message)
