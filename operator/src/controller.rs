@@ -23,12 +23,11 @@ use kube_lease_manager::{LeaseManagerBuilder, LeaseParams};
 use tracing::{info, warn};
 
 use crate::{
-    api::FluxProfile,
     capabilities,
     error::{Error, Result},
     http::{self, Health},
     metrics::{MethodLabels, Metrics},
-    reconcile::{self, Context},
+    reconcile::{self, Context, Guarded},
     render::names,
 };
 
@@ -109,7 +108,7 @@ async fn controller(
     opts: &RunOptions,
     health: Health,
 ) -> Result<()> {
-    let profiles: Api<FluxProfile> = scoped(&client, &opts.namespace);
+    let profiles: Api<Guarded> = scoped(&client, &opts.namespace);
     let mut controller = Controller::new(profiles, watcher::Config::default().any_semantic());
     let profile_store = controller.store();
 
@@ -214,19 +213,21 @@ where
 }
 
 fn profiles_using_secret(
-    store: &Store<FluxProfile>,
+    store: &Store<Guarded>,
     namespace: &str,
     secret: &str,
-) -> Vec<ObjectRef<FluxProfile>> {
+) -> Vec<ObjectRef<Guarded>> {
     store
         .state()
         .iter()
         .filter(|p| {
             p.namespace().as_deref() == Some(namespace)
-                && p.spec
-                    .webhook
-                    .as_ref()
-                    .is_some_and(|w| w.secret_ref.name == secret)
+                && p.0.as_ref().is_ok_and(|p| {
+                    p.spec
+                        .webhook
+                        .as_ref()
+                        .is_some_and(|w| w.secret_ref.name == secret)
+                })
         })
         .map(|p| ObjectRef::from_obj(&**p))
         .collect()

@@ -15,14 +15,16 @@ use std::{
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
-    Client, Resource, ResourceExt,
-    api::DynamicObject,
+    Api, Client, Resource, ResourceExt,
+    api::{DynamicObject, Patch, PatchParams},
+    core::DeserializeGuard,
     runtime::{
         controller::Action,
         events::{Event, EventType, Recorder},
         reflector::{ObjectRef, Store},
     },
 };
+use serde_json::json;
 use tracing::{info, instrument, warn};
 
 use crate::{
@@ -50,7 +52,7 @@ pub struct Context {
     /// Set once every cache in `children` is filled (one task waits for that: a store's
     /// readiness wakes a single waiter).
     pub caches_ready: Arc<std::sync::atomic::AtomicBool>,
-    failures: Mutex<HashMap<ObjectRef<FluxProfile>, u32>>,
+    failures: Mutex<HashMap<ObjectRef<Guarded>, u32>>,
 }
 
 impl Context {
@@ -113,11 +115,18 @@ impl Blocker {
     }
 }
 
+/// A profile as read from the API: one that does not deserialize (stored by another fluxtune
+/// version, say) must not stop the watch of all the others.
+pub type Guarded = DeserializeGuard<FluxProfile>;
+
 /// Instruments and delegates.
-#[instrument(skip_all, fields(profile = %profile.name_any(), namespace = profile.namespace()))]
-pub async fn reconcile(profile: Arc<FluxProfile>, ctx: Arc<Context>) -> Result<Action> {
+#[instrument(skip_all, fields(profile = %guard.name_any(), namespace = guard.namespace()))]
+pub async fn reconcile(guard: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
-    let result = reconcile_profile(&profile, &ctx).await;
+    let result = match &guard.0 {
+        Ok(profile) => reconcile_profile(profile, &ctx).await,
+        Err(invalid) => report_unreadable(&ctx, &guard, &invalid.error).await,
+    };
     ctx.metrics.observe_reconcile(
         result.as_ref().err().map(Error::metric_label),
         started.elapsed(),
@@ -126,9 +135,38 @@ pub async fn reconcile(profile: Arc<FluxProfile>, ctx: Arc<Context>) -> Result<A
         ctx.failures
             .lock()
             .unwrap()
-            .remove(&ObjectRef::from_obj(&*profile));
+            .remove(&ObjectRef::from_obj(&*guard));
     }
     result
+}
+
+/// Stalled with the decoding error, written without the typed status (the object does not
+/// decode); nothing is applied or pruned until the spec is fixed.
+async fn report_unreadable(ctx: &Context, guard: &Guarded, error: &str) -> Result<Action> {
+    warn!(error, "FluxProfile cannot be read; fix its spec");
+    let ar = kube::api::ApiResource::erase::<FluxProfile>(&());
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        ctx.client.clone(),
+        &guard.namespace().unwrap_or_default(),
+        &ar,
+    );
+    let message = format!("the spec cannot be read by this fluxtune: {error}");
+    let condition = |type_: &str, status: &str| {
+        json!({"type": type_, "status": status, "reason": "InvalidSpec", "message": message,
+               "observedGeneration": guard.meta().generation, "lastTransitionTime": now()})
+    };
+    let patch = json!({
+        "apiVersion": ar.api_version, "kind": ar.kind,
+        "status": {"observedGeneration": guard.meta().generation,
+                   "conditions": [condition("Ready", "False"), condition("Stalled", "True")]}
+    });
+    api.patch_status(
+        &guard.name_any(),
+        &PatchParams::apply(status::STATUS_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(Action::await_change())
 }
 
 async fn reconcile_profile(profile: &FluxProfile, ctx: &Context) -> Result<Action> {
@@ -324,7 +362,7 @@ fn record_budget(ctx: &Context, profile: &FluxProfile, rendered: &render::Render
 }
 
 /// Per-profile exponential backoff: 5s, 10s, 20s ... capped at 5 minutes.
-pub fn error_policy(profile: Arc<FluxProfile>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(profile: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Action {
     let mut failures = ctx.failures.lock().unwrap();
     let n = failures.entry(ObjectRef::from_obj(&*profile)).or_insert(0);
     *n = n.saturating_add(1);

@@ -1,0 +1,270 @@
+//! Branches the real API server in e2e cannot be made to take: a Flux CRD missing (the e2e control
+//! plane installs them all), a profile that no longer deserializes (the CRD schema refuses to
+//! store one), and a server error during apply. Each scenario answers the operator's requests in
+//! order and asserts method, path and the status it writes.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{Arc, atomic::AtomicBool},
+};
+
+use fluxtune::{
+    api::FluxProfile,
+    capabilities::FluxInstall,
+    flux::FluxKind,
+    metrics::Metrics,
+    reconcile::{self, Context, Guarded},
+    render::Capabilities,
+};
+use http::{Request, Response, StatusCode};
+use kube::{
+    Client,
+    api::{ApiResource, DynamicObject},
+    client::Body,
+    core::DeserializeGuard,
+    runtime::{
+        events::{Recorder, Reporter},
+        reflector::store::Writer,
+    },
+};
+use serde_json::{Value, json};
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+fn context(kinds: &[FluxKind]) -> (Arc<Context>, Handle) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "flux-system");
+    let children: BTreeMap<FluxKind, _> = kinds
+        .iter()
+        .map(|&k| {
+            (
+                k,
+                Writer::<DynamicObject>::new(k.api_resource()).as_reader(),
+            )
+        })
+        .collect();
+    let install = FluxInstall {
+        kinds: kinds.iter().copied().collect::<BTreeSet<_>>(),
+        caps: Capabilities::default(),
+    };
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "fluxtune".into(),
+            instance: None,
+        },
+    );
+    let ctx = Context::new(
+        client,
+        install,
+        children,
+        Arc::new(Metrics::default()),
+        recorder,
+        Arc::new(AtomicBool::new(true)),
+    );
+    (Arc::new(ctx), handle)
+}
+
+fn profile(spec: Value) -> Arc<Guarded> {
+    let doc = json!({
+        "apiVersion": "fluxtune.dev/v1alpha1", "kind": "FluxProfile",
+        "metadata": {"name": "cluster1", "namespace": "flux-system", "uid": "u-1", "generation": 2},
+        "spec": spec
+    });
+    Arc::new(serde_json::from_value::<DeserializeGuard<FluxProfile>>(doc).unwrap())
+}
+
+/// Answers the next request after checking its method and path; returns its JSON body.
+async fn expect(
+    handle: &mut Handle,
+    method: &str,
+    path: &str,
+    status: StatusCode,
+    reply: Value,
+) -> Value {
+    let (request, send) = handle
+        .next_request()
+        .await
+        .expect("the operator sent a request");
+    assert_eq!(request.method().as_str(), method, "{}", request.uri());
+    assert!(
+        request.uri().path().starts_with(path),
+        "{method} {} is not {path}",
+        request.uri()
+    );
+    let body = request.into_body().collect_bytes().await.unwrap();
+    send.send_response(
+        Response::builder()
+            .status(status)
+            .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+            .unwrap(),
+    );
+    serde_json::from_slice(&body).unwrap_or(Value::Null)
+}
+
+/// What the API server returns for a status patch: the whole profile.
+fn stored_profile() -> Value {
+    json!({"apiVersion": "fluxtune.dev/v1alpha1", "kind": "FluxProfile",
+           "metadata": {"name": "cluster1", "namespace": "flux-system"},
+           "spec": {"cluster": {"name": "cluster1"}, "source": {"url": "https://g/r.git"}}})
+}
+
+fn not_found() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})
+}
+
+fn echo_applied(kind: FluxKind, name: &str) -> Value {
+    let ar: ApiResource = kind.api_resource();
+    json!({"apiVersion": ar.api_version, "kind": ar.kind, "metadata": {"name": name, "namespace": "flux-system"}})
+}
+
+fn condition<'a>(status_patch: &'a Value, type_: &str) -> &'a Value {
+    status_patch["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == type_)
+        .unwrap_or_else(|| panic!("no {type_} condition in {status_patch}"))
+}
+
+const GIT: &str =
+    "/apis/source.toolkit.fluxcd.io/v1/namespaces/flux-system/gitrepositories/cluster1";
+const KS: &str =
+    "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kustomizations/cluster1";
+const STATUS: &str =
+    "/apis/fluxtune.dev/v1alpha1/namespaces/flux-system/fluxprofiles/cluster1/status";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/flux-system/events";
+
+#[tokio::test]
+async fn a_missing_flux_crd_stalls_the_profile_but_the_rest_is_applied() {
+    let (ctx, mut api) = context(&[FluxKind::GitRepository, FluxKind::Kustomization]);
+    let profile = profile(json!({
+        "cluster": {"name": "cluster1"},
+        "source": {"url": "https://git.example.com/r.git"},
+        "images": [{"name": "app", "repository": "ghcr.io/acme/app", "policy": {"semver": {"range": "*"}}}]
+    }));
+    let reconcile = tokio::spawn(reconcile::reconcile(profile, ctx));
+
+    for path in [GIT, KS] {
+        expect(&mut api, "GET", path, StatusCode::NOT_FOUND, not_found()).await;
+        let applied = expect(
+            &mut api,
+            "PATCH",
+            path,
+            StatusCode::OK,
+            echo_applied(FluxKind::GitRepository, "cluster1"),
+        )
+        .await;
+        assert_eq!(
+            applied["metadata"]["labels"]["fluxtune.dev/profile"],
+            "cluster1"
+        );
+    }
+    let applied_event = expect(&mut api, "POST", EVENTS, StatusCode::CREATED, json!({})).await;
+    assert_eq!(applied_event["reason"], "Applied");
+    let warning = expect(&mut api, "POST", EVENTS, StatusCode::CREATED, json!({})).await;
+    assert_eq!(
+        (warning["type"].as_str(), warning["reason"].as_str()),
+        (Some("Warning"), Some("FluxCRDMissing"))
+    );
+    let status = expect(&mut api, "PATCH", STATUS, StatusCode::OK, stored_profile()).await;
+    let stalled = condition(&status, "Stalled");
+    assert_eq!(stalled["reason"], "FluxCRDMissing");
+    let message = stalled["message"].as_str().unwrap();
+    assert!(
+        message.contains("imagepolicies.image.toolkit.fluxcd.io"),
+        "{message}"
+    );
+    assert!(
+        message.contains("imagerepositories.image.toolkit.fluxcd.io"),
+        "{message}"
+    );
+    assert_eq!(
+        status["status"]["inventory"].as_array().unwrap().len(),
+        2,
+        "only what was applied"
+    );
+
+    let action = reconcile
+        .await
+        .unwrap()
+        .expect("a blocker is not an error to retry");
+    // Rechecked rarely: no hot loop of 404s.
+    assert_eq!(
+        format!("{action:?}"),
+        format!(
+            "{:?}",
+            kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(600))
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_profile_that_no_longer_deserializes_is_stalled_and_nothing_is_applied() {
+    let (ctx, mut api) = context(&FluxKind::ALL);
+    // As if stored by a fluxtune whose schema allowed a class this one does not know.
+    let profile = profile(
+        json!({"cluster": {"name": "cluster1"}, "source": {"url": "https://g/r.git"}, "pollingClass": "Turbo"}),
+    );
+    assert!(profile.0.is_err());
+    let reconcile = tokio::spawn(reconcile::reconcile(profile, ctx));
+
+    let status = expect(&mut api, "PATCH", STATUS, StatusCode::OK, stored_profile()).await;
+    let stalled = condition(&status, "Stalled");
+    assert_eq!(
+        (stalled["status"].as_str(), stalled["reason"].as_str()),
+        (Some("True"), Some("InvalidSpec"))
+    );
+    assert!(
+        stalled["message"].as_str().unwrap().contains("Turbo"),
+        "{stalled}"
+    );
+    assert_eq!(condition(&status, "Ready")["status"], "False");
+    reconcile.await.unwrap().unwrap();
+    // The context (and its client) is gone with the reconcile: no apply, prune or event followed.
+    assert!(
+        api.next_request().await.is_none(),
+        "nothing else may be sent"
+    );
+}
+
+#[tokio::test]
+async fn a_server_error_during_apply_is_reported_and_retried() {
+    let (ctx, mut api) = context(&FluxKind::ALL);
+    let profile =
+        profile(json!({"cluster": {"name": "cluster1"}, "source": {"url": "https://g/r.git"}}));
+    let reconcile = tokio::spawn(reconcile::reconcile(profile.clone(), ctx.clone()));
+
+    expect(&mut api, "GET", GIT, StatusCode::NOT_FOUND, not_found()).await;
+    let failure = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "InternalError", "code": 500, "message": "etcdserver: request timed out"});
+    expect(
+        &mut api,
+        "PATCH",
+        GIT,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        failure,
+    )
+    .await;
+    let status = expect(&mut api, "PATCH", STATUS, StatusCode::OK, stored_profile()).await;
+    let ready = condition(&status, "Ready");
+    assert_eq!(
+        (ready["status"].as_str(), ready["reason"].as_str()),
+        (Some("False"), Some("ReconciliationFailed"))
+    );
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap()
+            .contains("etcdserver: request timed out")
+    );
+    assert_eq!(condition(&status, "Reconciling")["status"], "True");
+
+    let error = reconcile
+        .await
+        .unwrap()
+        .expect_err("a server error is retried");
+    // Backoff grows per profile: 5s, then 10s.
+    let first = reconcile::error_policy(profile.clone(), &error, ctx.clone());
+    let second = reconcile::error_policy(profile, &error, ctx);
+    assert_ne!(format!("{first:?}"), format!("{second:?}"));
+}
