@@ -223,6 +223,12 @@ impl Operator {
         self.spawn();
     }
 
+    /// For the benchmark's RSS readings.
+    #[allow(dead_code)]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
