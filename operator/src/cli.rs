@@ -6,11 +6,15 @@ use kube::ResourceExt;
 
 use crate::{
     api::FluxProfile,
-    render::{self, Capabilities, Rendered, validate::Validator},
+    render::{
+        self, Capabilities, Rendered,
+        validate::{InputError, Validator},
+    },
 };
 
 /// Reads every file ("-" is stdin), validates every profile, and returns the YAML for stdout and
 /// the budget report for stderr; any invalid input fails the whole call, so stdout stays empty.
+/// Errors come one per line, each naming its file, document and field.
 pub fn render_files(files: &[PathBuf], caps: &Capabilities) -> Result<(String, String), String> {
     let validator = Validator::new();
     let mut profiles = Vec::new();
@@ -19,6 +23,11 @@ pub fn render_files(files: &[PathBuf], caps: &Capabilities) -> Result<(String, S
         let text = read(file).map_err(|e| format!("{}: {e}", file.display()))?;
         match validator.profiles_from_yaml(&text) {
             Ok(found) => profiles.extend(found),
+            Err(InputError::Invalid { index, errors: found }) => errors.extend(
+                found
+                    .iter()
+                    .map(|e| format!("{}: document {index}: {e}", file.display())),
+            ),
             Err(e) => errors.push(format!("{}: {e}", file.display())),
         }
     }

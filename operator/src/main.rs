@@ -72,7 +72,9 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(message) => {
-                    eprintln!("error: {message}");
+                    for line in message.lines() {
+                        eprintln!("error: {line}");
+                    }
                     ExitCode::FAILURE
                 }
             }
