@@ -23,7 +23,10 @@ pub fn render_files(files: &[PathBuf], caps: &Capabilities) -> Result<(String, S
         let text = read(file).map_err(|e| format!("{}: {e}", file.display()))?;
         match validator.profiles_from_yaml(&text) {
             Ok(found) => profiles.extend(found),
-            Err(InputError::Invalid { index, errors: found }) => errors.extend(
+            Err(InputError::Invalid {
+                index,
+                errors: found,
+            }) => errors.extend(
                 found
                     .iter()
                     .map(|e| format!("{}: document {index}: {e}", file.display())),

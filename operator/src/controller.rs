@@ -19,13 +19,13 @@ use kube::{
         watcher,
     },
 };
-use kube_lease_manager::{LeaseManagerBuilder, LeaseParams};
 use tracing::{info, warn};
 
 use crate::{
     capabilities,
     error::{Error, Result},
     http::{self, Health},
+    leader::Leadership,
     metrics::{MethodLabels, Metrics},
     reconcile::{self, Context, Guarded},
     render::names,
@@ -55,44 +55,29 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     }));
 
     let install = capabilities::detect(&client).await?;
-    let leader = if opts.leader_election {
-        let manager = LeaseManagerBuilder::new(client.clone(), &opts.lease_name)
-            .with_namespace(&opts.lease_namespace)
-            .with_parameters(
-                LeaseParams::new(opts.identity.clone(), 15, 5).with_field_manager("fluxtune-lease"),
-            )
-            .build()
-            .await?;
-        let (mut is_leader, task) = manager.watch().await;
+    let leadership = if opts.leader_election {
         // A standby replica is healthy and ready; it only does not reconcile.
         health.ready.store(true, Ordering::Relaxed);
-        info!(identity = %opts.identity, lease = %opts.lease_name, "waiting for the leader lease");
-        while !*is_leader.borrow_and_update() {
-            if is_leader.changed().await.is_err() {
-                return Err(Error::LostLeadership);
-            }
-        }
-        info!(identity = %opts.identity, "acquired the leader lease");
-        Some((is_leader, task))
+        let lease = Leadership::acquire(
+            client.clone(),
+            &opts.lease_namespace,
+            &opts.lease_name,
+            &opts.identity,
+        );
+        Some(lease.await?)
     } else {
         None
     };
 
     let controller = controller(client, install, metrics, &opts, health.clone());
-    let result = match leader {
-        Some((mut is_leader, task)) => {
-            let lost = async move {
-                while *is_leader.borrow() {
-                    if is_leader.changed().await.is_err() {
-                        break;
-                    }
-                }
-            };
-            tokio::select! {
+    let result = match leadership {
+        Some(mut leadership) => {
+            let result = tokio::select! {
                 r = controller => r,
-                _ = lost => Err(Error::LostLeadership),
-            }
-            .inspect(|_| drop(task))
+                _ = leadership.lost() => Err(Error::LostLeadership),
+            };
+            leadership.release().await;
+            result
         }
         None => controller.await,
     };

@@ -7,6 +7,7 @@ pub mod controller;
 pub mod error;
 pub mod flux;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 pub mod render;

@@ -389,13 +389,13 @@ async fn of_two_replicas_only_the_leader_writes() {
     let ns = support::namespace(&client, "leader").await;
     support::webhook_secret(&client, &ns, "hook", TOKEN).await;
     let election = ["--leader-election", "true", "--lease-namespace"];
-    let a = Operator::start_with(&ns, "op-a", &[election[0], election[1], election[2], &ns]);
+    let mut a = Operator::start_with(&ns, "op-a", &[election[0], election[1], election[2], &ns]);
     a.wait_ready().await;
     eventually("op-a leads", PATIENCE, || async {
         a.logs().contains("acquired the leader lease").then_some(())
     })
     .await;
-    let b = Operator::start_with(&ns, "op-b", &[election[0], election[1], election[2], &ns]);
+    let mut b = Operator::start_with(&ns, "op-b", &[election[0], election[1], election[2], &ns]);
     b.wait_ready().await;
 
     apply_profile(&client, &profile(&ns, webhook_spec())).await;
@@ -418,4 +418,25 @@ async fn of_two_replicas_only_the_leader_writes() {
         "{standby}"
     );
     assert!(support::metric(&a.metrics().await, "fluxtune_children_applied_total", "") >= 8);
+
+    // The leader shuts down gracefully and releases the lease: the standby takes over and
+    // reconciles the next change.
+    a.stop();
+    eventually("op-b takes over", PATIENCE, || async {
+        b.logs().contains("acquired the leader lease").then_some(())
+    })
+    .await;
+    let mut spec = webhook_spec();
+    spec["pollingClass"] = json!("Poll");
+    apply_profile(&client, &profile(&ns, spec)).await;
+    let git = support::dynamic_api(&client, &ns, FluxKind::GitRepository);
+    eventually(
+        "the new leader retunes the GitRepository",
+        PATIENCE,
+        || async {
+            (git.get("cluster1").await.ok()?.data["spec"]["interval"] == "1m").then_some(())
+        },
+    )
+    .await;
+    b.stop();
 }
