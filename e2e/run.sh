@@ -27,6 +27,7 @@ bash e2e/controlplane.sh up "$state"
 source "$state/env"
 k() { "$FLUXTUNE_KUBECTL" "$@"; }
 
+samples=(samples/*.yaml)
 operator=
 stop() {
   [[ -n $operator ]] && kill "$operator" 2>/dev/null && wait "$operator" 2>/dev/null
@@ -43,7 +44,7 @@ k apply --server-side -f samples/
 "$bin" run --leader-election false --http-addr 127.0.0.1:8080 "$@" &
 operator=$!
 for _ in $(seq 100); do
-  if [[ $(k get fluxprofiles -A -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c True) -eq $(ls samples/*.yaml | wc -l) ]]; then
+  if [[ $(k get fluxprofiles -A -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c True) -eq ${#samples[@]} ]]; then
     break
   fi
   sleep 0.2

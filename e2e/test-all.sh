@@ -27,5 +27,15 @@ cleanup() {
 trap cleanup EXIT
 bash e2e/controlplane.sh up "$state"
 
+section "deploy/: applied server-side; the operator under test runs as its ServiceAccount"
+# shellcheck disable=SC1091
+source "$state/env"
+"$FLUXTUNE_KUBECTL" kustomize deploy | "$FLUXTUNE_KUBECTL" apply --server-side -f -
+# A TokenRequest token of deploy/'s ServiceAccount: every operator process in the e2e tier has
+# exactly the permissions deploy/ grants, no more.
+token=$("$FLUXTUNE_KUBECTL" -n fluxtune-system create token fluxtune --duration=2h)
+sed "s|^\([[:space:]]*token:\).*|\1 $token|" "$state/kubeconfig" > "$state/operator.kubeconfig"
+
 section "e2e: the real kube-apiserver, the real Flux CRDs, fluxtune run as a process"
-FLUXTUNE_E2E_KUBECONFIG="$state/kubeconfig" cargo test --locked --features e2e --test e2e
+FLUXTUNE_E2E_KUBECONFIG="$state/kubeconfig" FLUXTUNE_E2E_OPERATOR_KUBECONFIG="$state/operator.kubeconfig" \
+  cargo test --locked --features e2e --test e2e

@@ -4,5 +4,6 @@
 #[path = "../cases/mod.rs"]
 mod cases;
 mod operator;
+mod rbac;
 mod schemas;
 mod support;

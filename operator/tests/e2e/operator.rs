@@ -388,14 +388,29 @@ async fn of_two_replicas_only_the_leader_writes() {
     let client = support::client().await;
     let ns = support::namespace(&client, "leader").await;
     support::webhook_secret(&client, &ns, "hook", TOKEN).await;
-    let election = ["--leader-election", "true", "--lease-namespace"];
-    let mut a = Operator::start_with(&ns, "op-a", &[election[0], election[1], election[2], &ns]);
+    // The Lease lives where deploy/'s Role allows it.
+    let system: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let _ = system
+        .create(
+            &Default::default(),
+            &serde_json::from_value(json!({"metadata": {"name": support::SYSTEM_NAMESPACE}}))
+                .unwrap(),
+        )
+        .await;
+    // deploy/'s Role grants only the default Lease name, which this test alone uses.
+    let election = [
+        "--leader-election",
+        "true",
+        "--lease-namespace",
+        support::SYSTEM_NAMESPACE,
+    ];
+    let mut a = Operator::start_with(&ns, "op-a", &election);
     a.wait_ready().await;
     eventually("op-a leads", PATIENCE, || async {
         a.logs().contains("acquired the leader lease").then_some(())
     })
     .await;
-    let mut b = Operator::start_with(&ns, "op-b", &[election[0], election[1], election[2], &ns]);
+    let mut b = Operator::start_with(&ns, "op-b", &election);
     b.wait_ready().await;
 
     apply_profile(&client, &profile(&ns, webhook_spec())).await;

@@ -16,8 +16,27 @@ use kube::{
 };
 use serde_json::{Value, json};
 
-/// Set by e2e/test-all.sh after `controlplane.sh up`.
+/// Set by e2e/test-all.sh after `controlplane.sh up`: an admin (system:masters) kubeconfig.
 pub const KUBECONFIG_ENV: &str = "FLUXTUNE_E2E_KUBECONFIG";
+/// Set by e2e/test-all.sh after applying deploy/: a kubeconfig holding a TokenRequest token of
+/// deploy/'s ServiceAccount, so the operator under test has exactly the RBAC it ships with.
+pub const OPERATOR_KUBECONFIG_ENV: &str = "FLUXTUNE_E2E_OPERATOR_KUBECONFIG";
+/// Where deploy/ runs fluxtune; the Role for leases lives here.
+pub const SYSTEM_NAMESPACE: &str = "fluxtune-system";
+
+pub fn operator_kubeconfig_path() -> PathBuf {
+    match std::env::var_os(OPERATOR_KUBECONFIG_ENV) {
+        Some(p) => PathBuf::from(p),
+        None => panic!(
+            "the RBAC checks need deploy/ applied and a ServiceAccount token: run `bash e2e/test-all.sh` (it sets {OPERATOR_KUBECONFIG_ENV})"
+        ),
+    }
+}
+
+/// The operator's own identity: deploy/'s ServiceAccount when the test command set one up.
+fn operator_kubeconfig_or_admin() -> PathBuf {
+    std::env::var_os(OPERATOR_KUBECONFIG_ENV).map_or_else(kubeconfig_path, PathBuf::from)
+}
 
 pub fn kubeconfig_path() -> PathBuf {
     match std::env::var_os(KUBECONFIG_ENV) {
@@ -29,8 +48,11 @@ pub fn kubeconfig_path() -> PathBuf {
 }
 
 pub async fn client() -> Client {
-    let kubeconfig =
-        Kubeconfig::read_from(kubeconfig_path()).expect("the e2e kubeconfig is readable");
+    client_from(kubeconfig_path()).await
+}
+
+pub async fn client_from(path: PathBuf) -> Client {
+    let kubeconfig = Kubeconfig::read_from(path).expect("the e2e kubeconfig is readable");
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .expect("the e2e kubeconfig is valid");
@@ -166,7 +188,7 @@ impl Operator {
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_fluxtune"))
             .args(&self.args)
-            .env("KUBECONFIG", kubeconfig_path())
+            .env("KUBECONFIG", operator_kubeconfig_or_admin())
             .env("RUST_LOG", "info,fluxtune=debug")
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
