@@ -43,6 +43,17 @@ async fn apply_profile(client: &Client, doc: &Value) {
         .expect("the profile is accepted");
 }
 
+async fn annotate_profile(client: &Client, ns: &str, key: &str, value: &str) {
+    Api::<FluxProfile>::namespaced(client.clone(), ns)
+        .patch(
+            "cluster1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {key: value}}})),
+        )
+        .await
+        .unwrap();
+}
+
 async fn get_profile(client: &Client, ns: &str) -> FluxProfile {
     Api::<FluxProfile>::namespaced(client.clone(), ns)
         .get("cluster1")
@@ -297,14 +308,7 @@ async fn a_restart_and_a_no_op_reconcile_write_nothing() {
     op.restart();
     op.wait_ready().await;
     // Poke the profile with an unrelated annotation: a reconcile that must find nothing to do.
-    Api::<FluxProfile>::namespaced(client.clone(), &ns)
-        .patch(
-            "cluster1",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"e2e/poke": "1"}}})),
-        )
-        .await
-        .unwrap();
+    annotate_profile(&client, &ns, "e2e/poke", "1").await;
     eventually("the restarted operator reconciled", PATIENCE, || async {
         (support::metric(
             &op.metrics().await,
@@ -342,14 +346,13 @@ async fn a_reconcile_request_is_handed_on_to_the_sources_and_recorded() {
     let (client, ns, _op) = setup("request", true).await;
     apply_profile(&client, &profile(&ns, webhook_spec())).await;
     wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
-    Api::<FluxProfile>::namespaced(client.clone(), &ns)
-        .patch(
-            "cluster1",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "2026-11-27T12:00:00Z"}}})),
-        )
-        .await
-        .unwrap();
+    annotate_profile(
+        &client,
+        &ns,
+        "reconcile.fluxcd.io/requestedAt",
+        "2026-11-27T12:00:00Z",
+    )
+    .await;
     eventually("lastHandledReconcileAt is recorded", PATIENCE, || async {
         let p = get_profile(&client, &ns).await;
         (p.status?.last_handled_reconcile_at.as_deref() == Some("2026-11-27T12:00:00Z"))
