@@ -207,7 +207,7 @@ async fn a_profile_that_no_longer_deserializes_is_stalled_and_nothing_is_applied
         json!({"cluster": {"name": "cluster1"}, "source": {"url": "https://g/r.git"}, "pollingClass": "Turbo"}),
     );
     assert!(profile.0.is_err());
-    let reconcile = tokio::spawn(reconcile::reconcile(profile, ctx));
+    let reconcile = tokio::spawn(reconcile::reconcile(profile.clone(), ctx.clone()));
 
     let status = expect(&mut api, "PATCH", STATUS, StatusCode::OK, stored_profile()).await;
     let stalled = condition(&status, "Stalled");
@@ -221,7 +221,16 @@ async fn a_profile_that_no_longer_deserializes_is_stalled_and_nothing_is_applied
     );
     assert_eq!(condition(&status, "Ready")["status"], "False");
     reconcile.await.unwrap().unwrap();
-    // The context (and its client) is gone with the reconcile: no apply, prune or event followed.
+    // The status write wakes the profile again: the same generation and error are not rewritten.
+    // A request would wait for an answer that never comes, so a second write shows as a timeout.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        reconcile::reconcile(profile, ctx),
+    )
+    .await
+    .expect("the second reconcile sent a request")
+    .unwrap();
+    // The context (and its client) is gone: no apply, prune, event or second write followed.
     assert!(
         api.next_request().await.is_none(),
         "nothing else may be sent"

@@ -53,6 +53,8 @@ pub struct Context {
     /// readiness wakes a single waiter).
     pub caches_ready: Arc<std::sync::atomic::AtomicBool>,
     failures: Mutex<HashMap<ObjectRef<Guarded>, u32>>,
+    /// Unreadable profiles already reported, by generation and error.
+    unreadable: Mutex<HashMap<ObjectRef<Guarded>, Reported>>,
 }
 
 impl Context {
@@ -72,9 +74,13 @@ impl Context {
             recorder,
             caches_ready,
             failures: Mutex::default(),
+            unreadable: Mutex::default(),
         }
     }
 }
+
+/// The generation and decoding error last reported for an unreadable profile.
+type Reported = (Option<i64>, String);
 
 /// Problems only the user can fix; reported as Stalled conditions, never as errors to retry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -143,6 +149,13 @@ pub async fn reconcile(guard: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action>
 /// Stalled with the decoding error, written without the typed status (the object does not
 /// decode); nothing is applied or pruned until the spec is fixed.
 async fn report_unreadable(ctx: &Context, guard: &Guarded, error: &str) -> Result<Action> {
+    // The status write is itself a watch event on the profile: report each generation once, or
+    // the fresh transition time would make every reconcile write again.
+    let key = ObjectRef::from_obj(guard);
+    let seen = (guard.meta().generation, error.to_string());
+    if ctx.unreadable.lock().unwrap().get(&key) == Some(&seen) {
+        return Ok(Action::await_change());
+    }
     warn!(error, "FluxProfile cannot be read; fix its spec");
     let ar = kube::api::ApiResource::erase::<FluxProfile>(&());
     let api: Api<DynamicObject> = Api::namespaced_with(
@@ -166,6 +179,7 @@ async fn report_unreadable(ctx: &Context, guard: &Guarded, error: &str) -> Resul
         &Patch::Apply(&patch),
     )
     .await?;
+    ctx.unreadable.lock().unwrap().insert(key, seen);
     Ok(Action::await_change())
 }
 
