@@ -14,6 +14,16 @@ cargo clippy --all-targets --all-features --locked -- -D warnings
 section "unit, golden, property and real-git tests"
 cargo test --locked
 
+section "the previous release, for the upgrade test"
+read -r previous_commit previous_name < <(grep -v '^#' e2e/previous-release)
+previous_src=$(mktemp -d "${TMPDIR:-/tmp}/fluxtune-previous.XXXXXX")
+git worktree add --detach --force "$previous_src" "$previous_commit" >/dev/null
+# Its own target directory: the current build's artefacts stay as they are.
+cargo build --locked --quiet --manifest-path "$previous_src/Cargo.toml" --target-dir target/previous -p fluxtune
+previous_bin=$PWD/target/previous/debug/fluxtune
+git worktree remove --force "$previous_src"
+echo "built $previous_name ($previous_commit)"
+
 section "control plane"
 bash e2e/controlplane.sh build
 state=$(mktemp -d "${TMPDIR:-/tmp}/fluxtune-e2e.XXXXXX")
@@ -40,4 +50,4 @@ sed "s|^\([[:space:]]*token:\).*|\1 $token|" "$state/kubeconfig" > "$state/opera
 
 section "e2e: the real kube-apiserver, the real Flux CRDs, fluxtune run as a process"
 FLUXTUNE_E2E_KUBECONFIG="$state/kubeconfig" FLUXTUNE_E2E_OPERATOR_KUBECONFIG="$state/operator.kubeconfig" \
-  cargo test --locked --features e2e --test e2e
+  FLUXTUNE_E2E_PREVIOUS_BIN="$previous_bin" cargo test --locked --features e2e --test e2e

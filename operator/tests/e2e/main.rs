@@ -7,3 +7,4 @@ mod operator;
 mod rbac;
 mod schemas;
 mod support;
+mod upgrade;

@@ -144,7 +144,20 @@ pub struct Operator {
     child: Option<Child>,
     pub http: String,
     pub log: PathBuf,
+    bin: PathBuf,
     args: Vec<String>,
+}
+
+/// The build of the previous release, for the upgrade test (set by e2e/test-all.sh).
+pub const PREVIOUS_BIN_ENV: &str = "FLUXTUNE_E2E_PREVIOUS_BIN";
+
+pub fn previous_binary() -> PathBuf {
+    match std::env::var_os(PREVIOUS_BIN_ENV) {
+        Some(p) => PathBuf::from(p),
+        None => panic!(
+            "the upgrade test needs the previous release built: run `bash e2e/test-all.sh` (it builds e2e/previous-release and sets {PREVIOUS_BIN_ENV})"
+        ),
+    }
 }
 
 impl Operator {
@@ -153,6 +166,16 @@ impl Operator {
     }
 
     pub fn start_with(namespace: &str, name: &str, extra: &[&str]) -> Operator {
+        Self::start_binary(
+            env!("CARGO_BIN_EXE_fluxtune").into(),
+            namespace,
+            name,
+            extra,
+        )
+    }
+
+    /// Another build of fluxtune, such as the previous release.
+    pub fn start_binary(bin: PathBuf, namespace: &str, name: &str, extra: &[&str]) -> Operator {
         let port = free_port();
         let http = format!("127.0.0.1:{port}");
         let mut args: Vec<String> = vec![
@@ -174,6 +197,7 @@ impl Operator {
             child: None,
             http,
             log,
+            bin,
             args,
         };
         op.spawn();
@@ -186,7 +210,7 @@ impl Operator {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_fluxtune"))
+        let child = Command::new(&self.bin)
             .args(&self.args)
             .env("KUBECONFIG", operator_kubeconfig_or_admin())
             .env("RUST_LOG", "info,fluxtune=debug")
