@@ -12,6 +12,12 @@
 #   e2e/controlplane.sh selftest DIR   check GC, namespace deletion, tokens, RBAC
 #   e2e/controlplane.sh kubectl DIR .. the pinned kubectl against it
 #
+# Flux in the loop (on top of a running control plane):
+#   e2e/controlplane.sh build-flux     build (or reuse) the Flux controllers, git server, crane
+#   e2e/controlplane.sh flux-up DIR    start the five Flux controllers, a Git host (smart HTTP,
+#                                      GitHub-style push webhooks) and an OCI registry
+#   e2e/controlplane.sh flux-down DIR  stop them (idempotent; `down` stops them too)
+#
 # There is no scheduler and no kubelet: Pods never run.
 set -euo pipefail
 
@@ -41,7 +47,13 @@ tool_version() { awk -v m="$2" '$1 == m { print $2; exit }' "$TOOLS/$1/go.mod"; 
 # files (a changed pin or go.sum must never reuse old binaries) and RECIPE.
 tool_dir() {
   local hash
-  hash=$( { cat "$TOOLS/$1/go.mod" "$TOOLS/$1/go.sum"; echo "recipe=$RECIPE"; } | sha256sum | cut -c1-12)
+  # A module with its own Go sources (the git server) is keyed by them too;
+  # for the others the key is the same as before they existed.
+  hash=$( {
+    cat "$TOOLS/$1/go.mod" "$TOOLS/$1/go.sum"
+    find "$TOOLS/$1" -maxdepth 1 -name '*.go' | LC_ALL=C sort | xargs -r cat
+    echo "recipe=$RECIPE"
+  } | sha256sum | cut -c1-12)
   echo "$CACHE/bin/$1-$2-$hash"
 }
 
@@ -111,10 +123,32 @@ cmd_build() {
 # cache from the committed go.sum (about 14 MB, nothing is compiled).
 flux_crd_dirs() {
   local mods
-  mods=$(awk '$1 ~ /^github\.com\/fluxcd\// { print $1 }' "$TOOLS/flux/go.mod")
+  # The five controllers' require lines only: the module also requires
+  # fluxcd/pkg/... and the controllers' api modules (no CRDs), and names the
+  # controllers again in its tool block.
+  mods=$(awk '$1 ~ /^github\.com\/fluxcd\/[a-z-]+-controller$/ && $2 ~ /^v/ { print $1 }' "$TOOLS/flux/go.mod")
   [[ -n $mods ]] || die "no Flux modules pinned in $TOOLS/flux/go.mod"
   # shellcheck disable=SC2086 # one module per word
   (cd "$TOOLS/flux" && go mod download $mods && go list -m -f '{{.Dir}}/config/crd/bases' $mods)
+}
+
+# The Flux controllers (tools of e2e/tools/flux), our Git host
+# (e2e/tools/gitserver) and crane (e2e/tools/registry).
+FLUX_CONTROLLERS=(source-controller kustomize-controller notification-controller
+  image-reflector-controller image-automation-controller)
+cmd_build_flux() {
+  local fver cver c specs=()
+  fver=$(tool_version flux github.com/fluxcd/source-controller)
+  cver=$(tool_version registry github.com/google/go-containerregistry)
+  [[ -n $fver && -n $cver ]] || die "cannot read pinned versions from $TOOLS/{flux,registry}/go.mod"
+  for c in "${FLUX_CONTROLLERS[@]}"; do specs+=("$c=github.com/fluxcd/$c"); done
+  # Named by source-controller's version; the key covers all five pins.
+  build_tool flux "$fver" "-s -w" "${specs[@]}"
+  build_tool gitserver v0 "-s -w" gitserver=.
+  build_tool registry "$cver" "-s -w" crane=github.com/google/go-containerregistry/cmd/crane
+  FLUX_BIN=$(tool_dir flux "$fver")
+  GITSERVER_BIN=$(tool_dir gitserver v0)
+  CRANE_BIN=$(tool_dir registry "$cver")
 }
 
 # ---------------------------------------------------------------- ports ---
@@ -330,6 +364,131 @@ install_crds() {
   log "installed $(grep -c 'serverside-applied' "$DIR/logs/crds.log") CRDs in $(since "$t0") s"
 }
 
+# ----------------------------------------------------------------- flux ---
+
+# What flux-up starts, in start order (flux-down stops them in reverse).
+FLUX_PROCS=" gitserver registry notification-controller source-controller kustomize-controller image-reflector-controller image-automation-controller "
+
+# Each launch_X picks fresh ports and starts X; it sets READY_URL.
+launch_gitserver() {
+  GIT_PORT=$(free_port)
+  start gitserver "$DIR/flux/bin/gitserver" --root="$DIR/flux/git" --addr="127.0.0.1:$GIT_PORT"
+  READY_URL=http://127.0.0.1:$GIT_PORT/healthz
+}
+launch_registry() {
+  REGISTRY_PORT=$(free_port)
+  start registry "$DIR/flux/bin/crane" registry serve --address="127.0.0.1:$REGISTRY_PORT" \
+    --disk="$DIR/flux/registry"
+  READY_URL=http://127.0.0.1:$REGISTRY_PORT/v2/
+}
+# Every controller: no metrics (all default to :8080), its own health port
+# (all default to :9440), leader election is off by default, all namespaces
+# are watched by default, kubeconfig from KUBECONFIG.
+launch_notification_controller() {
+  RECEIVER_PORT=$(free_port)
+  EVENTS_PORT=$(free_port)
+  flux_controller notification-controller --receiverAddr="127.0.0.1:$RECEIVER_PORT" \
+    --events-addr="127.0.0.1:$EVENTS_PORT"
+}
+launch_source_controller() {
+  STORAGE_PORT=$(free_port)
+  flux_controller source-controller --events-addr="http://127.0.0.1:$EVENTS_PORT/" \
+    --storage-path="$DIR/flux/storage" --storage-addr="127.0.0.1:$STORAGE_PORT" \
+    --storage-adv-addr="127.0.0.1:$STORAGE_PORT"
+}
+launch_kustomize_controller() {
+  flux_controller kustomize-controller --events-addr="http://127.0.0.1:$EVENTS_PORT/"
+}
+launch_image_reflector_controller() {
+  flux_controller image-reflector-controller --events-addr="http://127.0.0.1:$EVENTS_PORT/" \
+    --storage-path="$DIR/flux/image-db"
+}
+launch_image_automation_controller() {
+  flux_controller image-automation-controller --events-addr="http://127.0.0.1:$EVENTS_PORT/"
+}
+flux_controller() {
+  local name=$1 health
+  shift
+  health=$(free_port)
+  # Started through a link inside DIR, so `ours` recognises the process.
+  KUBECONFIG=$DIR/kubeconfig start "$name" "$DIR/flux/bin/$name" --metrics-addr=0 \
+    --health-addr="127.0.0.1:$health" --log-level="${FLUXTUNE_FLUX_LOG_LEVEL:-info}" "$@"
+  READY_URL=http://127.0.0.1:$health/readyz
+}
+http_ok() { curl -sf --max-time 2 "$1"; }
+
+# launch NAME: launch_NAME, retried on other ports after a port clash.
+launch() {
+  local rc
+  for _ in 1 2 3 4 5; do
+    "launch_${1//-/_}"
+    rc=0
+    wait_ready "$1" 60 http_ok "$READY_URL" || rc=$?
+    [[ $rc == 2 ]] || return 0
+  done
+  die "$1: no free port after 5 tries"
+}
+
+# The control plane in DIR must be running; flux-up must not run twice.
+flux_preflight() {
+  local name pid api=
+  [[ -f $DIR/pids && -f $DIR/env ]] || die "no control plane in $DIR; run: $0 up $DIR"
+  while read -r name pid; do
+    [[ $name == kube-apiserver ]] && ours "$pid" && api=$pid
+    [[ $FLUX_PROCS == *" $name "* ]] && ours "$pid" &&
+      die "Flux is already running in $DIR ($name pid $pid); run: $0 flux-down $DIR"
+  done <"$DIR/pids"
+  [[ -n $api ]] || die "the control plane in $DIR is not running; run: $0 up $DIR"
+}
+
+cmd_flux_up() {
+  local t0 p b
+  t0=$(now)
+  flux_preflight
+  cmd_build_flux
+  # Fresh state, but only what flux-up creates.
+  cmd_flux_down >/dev/null 2>&1
+  rm -rf "$DIR/flux"
+  mkdir -p "$DIR/flux/bin" "$DIR/flux/storage" "$DIR/flux/image-db" "$DIR/flux/git" "$DIR/flux/registry"
+  for b in "${FLUX_CONTROLLERS[@]}"; do ln -s "$FLUX_BIN/$b" "$DIR/flux/bin/$b"; done
+  ln -s "$GITSERVER_BIN/gitserver" "$DIR/flux/bin/gitserver"
+  ln -s "$CRANE_BIN/crane" "$DIR/flux/bin/crane"
+  trap 'rc=$?; if [[ $rc != 0 ]]; then log "flux-up failed, stopping what it started"; cmd_flux_down || true; fi' EXIT
+  for p in $FLUX_PROCS; do launch "$p"; done
+  # Marked, so that flux-down removes exactly these lines.
+  {
+    printf 'export FLUXTUNE_RECEIVER_ADDR=%q # flux\n' "127.0.0.1:$RECEIVER_PORT"
+    printf 'export FLUXTUNE_EVENTS_ADDR=%q # flux\n' "127.0.0.1:$EVENTS_PORT"
+    printf 'export FLUXTUNE_STORAGE_ADDR=%q # flux\n' "127.0.0.1:$STORAGE_PORT"
+    printf 'export FLUXTUNE_GIT_URL=%q # flux\n' "http://127.0.0.1:$GIT_PORT"
+    printf 'export FLUXTUNE_GIT_ROOT=%q # flux\n' "$DIR/flux/git"
+    printf 'export FLUXTUNE_REGISTRY=%q # flux\n' "127.0.0.1:$REGISTRY_PORT"
+    printf 'export FLUXTUNE_CRANE=%q # flux\n' "$DIR/flux/bin/crane"
+  } >>"$DIR/env"
+  trap - EXIT
+  log "Flux up in $(since "$t0") s: receiver 127.0.0.1:$RECEIVER_PORT, git http://127.0.0.1:$GIT_PORT/NAME.git ($DIR/flux/git), registry 127.0.0.1:$REGISTRY_PORT"
+}
+
+cmd_flux_down() {
+  local name pid i lines=() keep=()
+  if [[ ! -f $DIR/pids ]]; then
+    log "nothing to stop in $DIR"
+    return 0
+  fi
+  mapfile -t lines <"$DIR/pids"
+  for ((i = ${#lines[@]} - 1; i >= 0; i--)); do
+    read -r name pid <<<"${lines[i]}"
+    if [[ $FLUX_PROCS == *" $name "* ]]; then
+      stop "$name" "$pid"
+    else
+      keep=("${lines[i]}" "${keep[@]}")
+    fi
+  done
+  if ((${#keep[@]})); then printf '%s\n' "${keep[@]}" >"$DIR/pids"; else : >"$DIR/pids"; fi
+  [[ ! -f $DIR/env ]] || sed -i '/ # flux$/d' "$DIR/env"
+  log "stopped Flux in $DIR"
+}
+
 # ------------------------------------------------------------- commands ---
 
 set_dir() {
@@ -337,7 +496,7 @@ set_dir() {
   [[ $CMD != up ]] || mkdir -p "$1"
   if [[ ! -d $1 ]]; then
     # `down` and `logs` run in cleanup paths: a missing DIR is nothing to do.
-    [[ $CMD == down || $CMD == logs ]] && { log "$1: no such directory, nothing to do"; exit 0; }
+    [[ $CMD == down || $CMD == flux-down || $CMD == logs ]] && { log "$1: no such directory, nothing to do"; exit 0; }
     die "$1: no such directory"
   fi
   DIR=$(cd "$1" && pwd)
@@ -466,6 +625,9 @@ CMD=${1:-}
 shift || true
 case $CMD in
 build) cmd_build ;;
+build-flux) cmd_build_flux ;;
+flux-up) set_dir "${1:-}" && cmd_flux_up ;;
+flux-down) set_dir "${1:-}" && cmd_flux_down ;;
 up) set_dir "${1:-}" && cmd_up ;;
 down) set_dir "${1:-}" && cmd_down ;;
 logs) set_dir "${1:-}" && cmd_logs ;;

@@ -26,6 +26,7 @@ echo "built $previous_name ($previous_commit)"
 
 section "control plane"
 bash e2e/controlplane.sh build
+bash e2e/controlplane.sh build-flux
 state=$(mktemp -d "${TMPDIR:-/tmp}/fluxtune-e2e.XXXXXX")
 cleanup() {
   local rc=$?
@@ -50,4 +51,13 @@ sed "s|^\([[:space:]]*token:\).*|\1 $token|" "$state/kubeconfig" > "$state/opera
 
 section "e2e: the real kube-apiserver, the real Flux CRDs, fluxtune run as a process"
 FLUXTUNE_E2E_KUBECONFIG="$state/kubeconfig" FLUXTUNE_E2E_OPERATOR_KUBECONFIG="$state/operator.kubeconfig" \
-  FLUXTUNE_E2E_PREVIOUS_BIN="$previous_bin" cargo test --locked --features e2e --test e2e
+  FLUXTUNE_E2E_PREVIOUS_BIN="$previous_bin" cargo test --locked --features e2e --test e2e -- --skip flux::
+
+section "Flux in the loop: the five Flux controllers, a Git host with webhooks, an OCI registry"
+bash e2e/controlplane.sh flux-up "$state"
+set -a
+# shellcheck disable=SC1091
+source "$state/env"
+set +a
+FLUXTUNE_E2E_KUBECONFIG="$state/kubeconfig" FLUXTUNE_E2E_OPERATOR_KUBECONFIG="$state/operator.kubeconfig" \
+  cargo test --locked --features e2e --test e2e flux::

@@ -3,6 +3,7 @@
 
 #[path = "../cases/mod.rs"]
 mod cases;
+mod flux;
 mod operator;
 mod rbac;
 mod schemas;

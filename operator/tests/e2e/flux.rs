@@ -1,0 +1,599 @@
+//! Flux in the loop: the five real Flux controllers, a Git host that sends GitHub-style push
+//! webhooks and an OCI registry, all on loopback (`e2e/controlplane.sh flux-up DIR`), driven by
+//! what the operator renders. These check the claims fluxtune's tuning rests on: a push reaches
+//! the cluster through the Receiver in seconds although every interval is an hour; the artifact
+//! holds only the cluster's folders; a new image tag flows scan -> ImagePolicy ->
+//! ImageUpdateAutomation commit -> push -> webhook -> Receiver -> fetch -> apply without waiting on
+//! any other interval.
+//!
+//! Latencies are printed (run with `--nocapture` to see them) and asserted against generous
+//! bounds: an order of magnitude above what they measure, and far below any interval involved.
+
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use fluxtune::flux::FluxKind;
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap};
+use kube::{
+    Api, Client,
+    api::{DynamicObject, Patch, PatchParams},
+};
+use serde_json::{Value, json};
+
+use crate::support::{self, Operator, eventually};
+
+const TOKEN: &str = "flux-in-the-loop-token";
+/// For setup steps (first clone, first scan): a liveness bound only.
+const SETUP: Duration = Duration::from_secs(60);
+/// What a webhook-driven change may take here; it measures about a second.
+const EVENT_DRIVEN: Duration = Duration::from_secs(15);
+
+/// What `controlplane.sh flux-up DIR` appends to DIR/env.
+struct Loop {
+    receiver: String,
+    git_url: String,
+    git_root: PathBuf,
+    registry: String,
+    crane: PathBuf,
+}
+
+impl Loop {
+    fn from_env() -> Loop {
+        let var = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!(
+                    "the Flux-in-the-loop tests need `e2e/controlplane.sh flux-up DIR` with DIR/env sourced ({name} is not set)"
+                )
+            })
+        };
+        Loop {
+            receiver: var("FLUXTUNE_RECEIVER_ADDR"),
+            git_url: var("FLUXTUNE_GIT_URL"),
+            git_root: var("FLUXTUNE_GIT_ROOT").into(),
+            registry: var("FLUXTUNE_REGISTRY"),
+            crane: var("FLUXTUNE_CRANE").into(),
+        }
+    }
+
+    fn crane(&self, args: &[&str]) {
+        run(Command::new(&self.crane).args(args));
+    }
+
+    /// Pushes a one-layer image (an empty layer) as REPOSITORY:TAG.
+    fn push_image(&self, repository: &str, tag: &str) {
+        let layer =
+            std::env::temp_dir().join(format!("fluxtune-e2e-empty-{}.tar", std::process::id()));
+        run(Command::new("tar")
+            .arg("cf")
+            .arg(&layer)
+            .args(["--files-from", "/dev/null"]));
+        self.crane(&[
+            "append",
+            "-f",
+            layer.to_str().unwrap(),
+            "-t",
+            &format!("{repository}:{tag}"),
+        ]);
+    }
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    run(Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=e2e", "-c", "user.email=e2e@fluxtune.local"])
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0"))
+}
+
+/// A monorepo (e2e/flux/monorepo.sh) served by the loop's Git host as NAME.git, and its clone.
+struct Repo {
+    url: String,
+    bare: PathBuf,
+    work: PathBuf,
+}
+
+impl Repo {
+    /// `image` is the repository the Deployments use; their setter markers name ImagePolicies in
+    /// `policy_ns`.
+    fn create(lp: &Loop, name: &str, clusters: u32, image: &str, policy_ns: &str) -> Repo {
+        let bare = lp.git_root.join(format!("{name}.git"));
+        run(Command::new("git")
+            .args(["init", "-q", "--bare", "-b", "main"])
+            .arg(&bare));
+        let work = std::env::temp_dir().join(format!("fluxtune-e2e-monorepo-{name}"));
+        let _ = std::fs::remove_dir_all(&work);
+        run(Command::new("bash")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../e2e/flux/monorepo.sh"
+            ))
+            .arg(&work)
+            .arg(clusters.to_string())
+            .env("MONOREPO_IMAGE", image)
+            .env("MONOREPO_POLICY_NS", policy_ns));
+        let repo = Repo {
+            url: format!("{}/{name}.git", lp.git_url),
+            bare,
+            work,
+        };
+        git(&repo.work, &["init", "-q", "-b", "main"]);
+        git(&repo.work, &["add", "-A"]);
+        git(&repo.work, &["commit", "-qm", "monorepo"]);
+        git(&repo.work, &["push", "-q", &repo.url, "main"]);
+        repo
+    }
+
+    /// Rewrites FILE in the clone with `edit`, commits and pushes over HTTP (so the Git host's
+    /// webhooks fire); returns the new commit.
+    fn push_change(&self, file: &str, edit: impl FnOnce(String) -> String) -> String {
+        let path = self.work.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, edit(text)).unwrap();
+        git(&self.work, &["commit", "-qam", &format!("change {file}")]);
+        git(&self.work, &["push", "-q", &self.url, "main"]);
+        self.head()
+    }
+
+    fn head(&self) -> String {
+        git(&self.work, &["rev-parse", "HEAD"]).trim().to_string()
+    }
+
+    /// The Git host POSTs a signed GitHub push event to `url` after every push.
+    fn add_webhook(&self, url: &str, token: &str) {
+        run(Command::new("git").arg("--git-dir").arg(&self.bare).args([
+            "config",
+            "--add",
+            "fluxtune.webhook",
+            &format!("{url} {token}"),
+        ]));
+    }
+
+    /// FILE on the server's main branch (what ImageUpdateAutomation pushed).
+    fn server_file(&self, file: &str) -> String {
+        run(Command::new("git")
+            .arg("--git-dir")
+            .arg(&self.bare)
+            .args(["show", &format!("main:{file}")]))
+    }
+}
+
+impl Drop for Repo {
+    /// The clone goes; the server's repository stays in DIR/flux/git for post-mortems.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.work);
+        }
+    }
+}
+
+fn profile(ns: &str, name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "fluxtune.dev/v1alpha1",
+        "kind": "FluxProfile",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    })
+}
+
+async fn get(client: &Client, ns: &str, kind: FluxKind, name: &str) -> Option<DynamicObject> {
+    support::dynamic_api(client, ns, kind)
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// A string at JSON pointer `at` of a Flux object (`/status/artifact/revision`, ...).
+async fn field(client: &Client, ns: &str, kind: FluxKind, name: &str, at: &str) -> Option<String> {
+    let obj = get(client, ns, kind, name).await?;
+    let v = serde_json::to_value(&obj).ok()?;
+    v.pointer(at)?.as_str().map(str::to_string)
+}
+
+async fn ready(client: &Client, ns: &str, kind: FluxKind, name: &str) -> bool {
+    let Some(obj) = get(client, ns, kind, name).await else {
+        return false;
+    };
+    obj.data
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+}
+
+/// Waits until the GitRepository has an artifact of `commit` and returns its download URL.
+async fn artifact_of(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    commit: &str,
+    timeout: Duration,
+) -> String {
+    eventually(
+        &format!("GitRepository {name} at {commit}"),
+        timeout,
+        || async {
+            let rev = field(
+                client,
+                ns,
+                FluxKind::GitRepository,
+                name,
+                "/status/artifact/revision",
+            )
+            .await?;
+            if !rev.ends_with(commit) {
+                return None;
+            }
+            field(
+                client,
+                ns,
+                FluxKind::GitRepository,
+                name,
+                "/status/artifact/url",
+            )
+            .await
+        },
+    )
+    .await
+}
+
+async fn webhook_url(client: &Client, lp: &Loop, ns: &str, name: &str) -> String {
+    let path = eventually(&format!("Receiver {name} webhookPath"), SETUP, || {
+        field(client, ns, FluxKind::Receiver, name, "/status/webhookPath")
+    })
+    .await;
+    format!("http://{}{path}", lp.receiver)
+}
+
+async fn config_value(client: &Client, ns: &str, name: &str, key: &str) -> Option<String> {
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+        .ok()??;
+    cm.data?.get(key).cloned()
+}
+
+async fn deployed_image(client: &Client, ns: &str) -> Option<String> {
+    let d = Api::<Deployment>::namespaced(client.clone(), ns)
+        .get_opt("app")
+        .await
+        .ok()??;
+    d.spec?.template.spec?.containers.first()?.image.clone()
+}
+
+/// The paths in an artifact tarball, directories without their trailing slash, sorted.
+fn artifact_paths(url: &str) -> Vec<String> {
+    let listing = run(Command::new("bash").args([
+        "-c",
+        "set -o pipefail; curl -sSf \"$0\" | tar tzf -",
+        url,
+    ]));
+    let paths: BTreeSet<String> = listing
+        .lines()
+        .map(|l| l.trim_start_matches("./").trim_end_matches('/').to_string())
+        .filter(|l| !l.is_empty() && l != ".")
+        .collect();
+    paths.into_iter().collect()
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2}s", d.as_secs_f64())
+}
+
+#[tokio::test]
+async fn a_push_reaches_the_cluster_through_the_receiver_within_seconds() {
+    let lp = Loop::from_env();
+    let client = support::client().await;
+    let ns = support::namespace(&client, "flux-webhook").await;
+    let repo = Repo::create(&lp, &ns, 3, "registry.example.com/acme/app", &ns);
+    support::webhook_secret(&client, &ns, "hook", TOKEN).await;
+    let op = Operator::start(&ns, "flux-webhook");
+    op.wait_ready().await;
+    support::apply_as(
+        &client,
+        "e2e-user",
+        &profile(
+            &ns,
+            "cluster1",
+            json!({
+                "cluster": {"name": "cluster1"},
+                "source": {"url": repo.url},
+                "pollingClass": "Webhook",
+                "webhook": {"provider": "github", "secretRef": {"name": "hook"}},
+                "apply": {"wait": false, "targetNamespace": ns},
+            }),
+        ),
+    )
+    .await
+    .expect("the profile is accepted");
+
+    artifact_of(&client, &ns, "cluster1", &repo.head(), SETUP).await;
+    for kind in [FluxKind::GitRepository, FluxKind::Kustomization] {
+        let interval = field(&client, &ns, kind, "cluster1", "/spec/interval").await;
+        assert_eq!(
+            interval.as_deref(),
+            Some("1h"),
+            "{kind:?} interval: only the webhook makes this fast"
+        );
+    }
+    let hook = webhook_url(&client, &lp, &ns, "cluster1").await;
+    repo.add_webhook(&hook, TOKEN);
+    eventually("the first apply", SETUP, || async {
+        (config_value(&client, &ns, "cluster1-config", "revision")
+            .await
+            .as_deref()
+            == Some("1"))
+        .then_some(())
+    })
+    .await;
+
+    let t0 = Instant::now();
+    let commit = repo.push_change("cluster1/configmap.yaml", |t| {
+        t.replace("revision: \"1\"", "revision: \"2\"")
+    });
+    artifact_of(&client, &ns, "cluster1", &commit, EVENT_DRIVEN).await;
+    let fetched = t0.elapsed();
+    eventually("the change applied", EVENT_DRIVEN, || async {
+        (config_value(&client, &ns, "cluster1-config", "revision")
+            .await
+            .as_deref()
+            == Some("2"))
+        .then_some(())
+    })
+    .await;
+    let applied = t0.elapsed();
+    eprintln!(
+        "push -> GitRepository revision {}, -> applied {}",
+        secs(fetched),
+        secs(applied)
+    );
+
+    // The Receiver, not a poll, asked for the fetch: it sets the trigger annotation, and the
+    // controller records that it handled it.
+    let requested = field(
+        &client,
+        &ns,
+        FluxKind::GitRepository,
+        "cluster1",
+        "/metadata/annotations/reconcile.fluxcd.io~1requestedAt",
+    )
+    .await
+    .expect("the Receiver annotated the GitRepository");
+    let handled = field(
+        &client,
+        &ns,
+        FluxKind::GitRepository,
+        "cluster1",
+        "/status/lastHandledReconcileAt",
+    )
+    .await;
+    assert_eq!(handled.as_deref(), Some(requested.as_str()));
+}
+
+#[tokio::test]
+async fn the_artifact_holds_only_the_clusters_own_and_shared_folders() {
+    let lp = Loop::from_env();
+    let client = support::client().await;
+    let ns = support::namespace(&client, "flux-artifact").await;
+    // The nested cluster applies into its own namespace: both clusters have a Deployment "app".
+    let nested_ns = support::namespace(&client, "flux-artifact-nested").await;
+    let repo = Repo::create(&lp, &ns, 50, "registry.example.com/acme/app", &ns);
+    let op = Operator::start(&ns, "flux-artifact");
+    op.wait_ready().await;
+    let flat = json!({
+        "cluster": {"name": "cluster1"},
+        "source": {"url": repo.url},
+        "pollingClass": "Poll",
+        "apply": {"wait": false, "targetNamespace": ns},
+    });
+    let nested = json!({
+        "cluster": {"name": "eu-1", "path": "clusters/prod/eu-1", "sharedPaths": ["library", "clusters/prod/common"]},
+        "source": {"url": repo.url},
+        "pollingClass": "Poll",
+        "apply": {"wait": false, "targetNamespace": nested_ns},
+    });
+    for (name, spec) in [("cluster1", flat), ("eu-1", nested)] {
+        support::apply_as(&client, "e2e-user", &profile(&ns, name, spec))
+            .await
+            .expect("the profile is accepted");
+    }
+
+    let head = repo.head();
+    let url = artifact_of(&client, &ns, "cluster1", &head, SETUP).await;
+    let cluster = [
+        "configmap.yaml",
+        "deployment.yaml",
+        "kustomization.yaml",
+        "service.yaml",
+    ];
+    let mut want: Vec<String> = [
+        "cluster1",
+        "library",
+        "library/kustomization.yaml",
+        "library/settings.yaml",
+    ]
+    .map(String::from)
+    .into_iter()
+    .chain(cluster.map(|f| format!("cluster1/{f}")))
+    .collect();
+    want.sort();
+    assert_eq!(artifact_paths(&url), want, "cluster1's artifact ({url})");
+
+    let url = artifact_of(&client, &ns, "eu-1", &head, SETUP).await;
+    let mut want: Vec<String> = [
+        "clusters",
+        "clusters/prod",
+        "clusters/prod/common",
+        "clusters/prod/common/kustomization.yaml",
+        "clusters/prod/common/prod.yaml",
+        "clusters/prod/eu-1",
+        "library",
+        "library/kustomization.yaml",
+        "library/settings.yaml",
+    ]
+    .map(String::from)
+    .into_iter()
+    .chain(cluster.map(|f| format!("clusters/prod/eu-1/{f}")))
+    .collect();
+    want.sort();
+    assert_eq!(artifact_paths(&url), want, "eu-1's artifact ({url})");
+
+    // What is left builds: both Kustomizations apply, shared folders included.
+    for (name, target) in [("cluster1", &ns), ("eu-1", &nested_ns)] {
+        eventually(&format!("Kustomization {name} Ready"), SETUP, || async {
+            ready(&client, &ns, FluxKind::Kustomization, name)
+                .await
+                .then_some(())
+        })
+        .await;
+        assert_eq!(
+            config_value(&client, target, "library-settings", "logLevel")
+                .await
+                .as_deref(),
+            Some("info"),
+            "{name} applied library/"
+        );
+    }
+    assert_eq!(
+        config_value(&client, &nested_ns, "prod-settings", "tier")
+            .await
+            .as_deref(),
+        Some("prod")
+    );
+}
+
+#[tokio::test]
+async fn a_new_image_tag_reaches_the_cluster_through_the_whole_chain() {
+    let lp = Loop::from_env();
+    let client = support::client().await;
+    let ns = support::namespace(&client, "flux-images").await;
+    let image = format!("{}/{ns}/app", lp.registry);
+    lp.push_image(&image, "1.0.0");
+    let repo = Repo::create(&lp, &ns, 3, &image, &ns);
+    // A marker for cluster1's policy outside cluster1/: update.path must keep the automation away.
+    repo.push_change("cluster2/deployment.yaml", |t| {
+        t.replace(&format!("{ns}:cluster2-app"), &format!("{ns}:cluster1-app"))
+    });
+    support::webhook_secret(&client, &ns, "hook", TOKEN).await;
+    let op = Operator::start(&ns, "flux-images");
+    op.wait_ready().await;
+    support::apply_as(
+        &client,
+        "e2e-user",
+        &profile(
+            &ns,
+            "cluster1",
+            json!({
+                "cluster": {"name": "cluster1"},
+                "source": {"url": repo.url},
+                "pollingClass": "Webhook",
+                "webhook": {"provider": "github", "secretRef": {"name": "hook"}},
+                "images": [{"name": "app", "repository": image, "policy": {"semver": {"range": ">=1.0.0"}}}],
+                "imageUpdate": {
+                    "author": {"name": "fluxtune-bot", "email": "bot@fluxtune.local"},
+                    "messageTemplate": "chore(cluster1): update images",
+                },
+                "apply": {"wait": false, "targetNamespace": ns},
+            }),
+        ),
+    )
+    .await
+    .expect("the profile is accepted");
+    let hook = webhook_url(&client, &lp, &ns, "cluster1").await;
+    repo.add_webhook(&hook, TOKEN);
+    let first = format!("{image}:1.0.0");
+    eventually("the first apply", SETUP, || async {
+        (deployed_image(&client, &ns).await.as_deref() == Some(first.as_str())).then_some(())
+    })
+    .await;
+    eventually("ImagePolicy at 1.0.0", SETUP, || {
+        field(
+            &client,
+            &ns,
+            FluxKind::ImagePolicy,
+            "cluster1-app",
+            "/status/latestRef/tag",
+        )
+    })
+    .await;
+
+    lp.crane(&["tag", &first, "1.0.1"]);
+    // Stands in for the ImageRepository's scan interval (1m), the one poll left in the chain.
+    let t0 = Instant::now();
+    let now = format!("{:?}", std::time::SystemTime::now());
+    support::dynamic_api(&client, &ns, FluxKind::ImageRepository)
+        .patch(
+            "cluster1-app",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": now}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    eventually("ImagePolicy at 1.0.1", EVENT_DRIVEN, || async {
+        let tag = field(
+            &client,
+            &ns,
+            FluxKind::ImagePolicy,
+            "cluster1-app",
+            "/status/latestRef/tag",
+        )
+        .await;
+        (tag.as_deref() == Some("1.0.1")).then_some(())
+    })
+    .await;
+    let policy = t0.elapsed();
+    let second = format!("{image}:1.0.1");
+    eventually("the automation's commit", EVENT_DRIVEN, || async {
+        repo.server_file("cluster1/deployment.yaml")
+            .contains(&second)
+            .then_some(())
+    })
+    .await;
+    let committed = t0.elapsed();
+    eventually("1.0.1 applied", EVENT_DRIVEN, || async {
+        (deployed_image(&client, &ns).await.as_deref() == Some(second.as_str())).then_some(())
+    })
+    .await;
+    let applied = t0.elapsed();
+    eprintln!(
+        "scan -> ImagePolicy {}, -> commit pushed {}, -> applied {}",
+        secs(policy),
+        secs(committed),
+        secs(applied)
+    );
+    let log = run(Command::new("git").arg("--git-dir").arg(&repo.bare).args([
+        "log",
+        "-1",
+        "--format=%an <%ae> %s",
+        "main",
+    ]));
+    assert_eq!(
+        log.trim(),
+        "fluxtune-bot <bot@fluxtune.local> chore(cluster1): update images"
+    );
+    let outside = repo.server_file("cluster2/deployment.yaml");
+    assert!(
+        outside.contains(&first) && outside.contains(&format!("{ns}:cluster1-app")),
+        "the automation left cluster1/: {outside}"
+    );
+}
