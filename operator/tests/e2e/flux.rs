@@ -150,6 +150,17 @@ impl Repo {
         self.head()
     }
 
+    /// Adds or replaces FILE in the clone, commits and pushes.
+    fn push_file(&self, file: &str, content: &str) -> String {
+        let path = self.work.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, content).unwrap();
+        git(&self.work, &["add", file]);
+        git(&self.work, &["commit", "-qm", &format!("add {file}")]);
+        git(&self.work, &["push", "-q", &self.url, "main"]);
+        self.head()
+    }
+
     fn head(&self) -> String {
         git(&self.work, &["rev-parse", "HEAD"]).trim().to_string()
     }
@@ -596,4 +607,84 @@ async fn a_new_image_tag_reaches_the_cluster_through_the_whole_chain() {
         outside.contains(&first) && outside.contains(&format!("{ns}:cluster1-app")),
         "the automation left cluster1/: {outside}"
     );
+}
+
+/// Flux's own health check reads a FluxProfile through kstatus: a problem only the user can fix
+/// (Stalled) fails a `wait: true` Kustomization at once instead of at its timeout, and fixing it
+/// turns the Kustomization Ready on its next retry.
+#[tokio::test]
+async fn a_flux_health_check_fails_fast_on_a_stalled_profile_and_recovers() {
+    let lp = Loop::from_env();
+    let client = support::client().await;
+    let ns = support::namespace(&client, "flux-kstatus").await;
+    let repo = Repo::create(&lp, &ns, 1, "registry.example.com/acme/app", &ns);
+    // The platform team's folder of FluxProfiles, applied by a Flux Kustomization that waits.
+    let fleet = profile(
+        &ns,
+        "cluster1",
+        json!({
+            "cluster": {"name": "cluster1"},
+            "source": {"url": repo.url},
+            "webhook": {"provider": "github", "secretRef": {"name": "hook"}},
+        }),
+    );
+    repo.push_file(
+        "fleet/cluster1.yaml",
+        &serde_json::to_string(&fleet).unwrap(),
+    );
+    let op = Operator::start(&ns, "flux-kstatus");
+    op.wait_ready().await;
+    for object in [
+        json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+               "metadata": {"name": "fleet", "namespace": ns},
+               "spec": {"interval": "1h", "url": repo.url, "ref": {"branch": "main"}}}),
+        json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+               "metadata": {"name": "fleet", "namespace": ns},
+               "spec": {"interval": "1h", "path": "./fleet", "prune": true, "wait": true,
+                        "timeout": "5m", "retryInterval": "5s",
+                        "sourceRef": {"kind": "GitRepository", "name": "fleet"}}}),
+    ] {
+        support::apply_as(&client, "platform-team", &object)
+            .await
+            .unwrap();
+    }
+
+    let started = Instant::now();
+    let message = eventually("the Kustomization's health check fails", SETUP, || async {
+        let k = get(&client, &ns, FluxKind::Kustomization, "fleet").await?;
+        let conditions = k.data.pointer("/status/conditions")?.as_array()?.clone();
+        conditions
+            .iter()
+            .find(|c| {
+                c["type"] == "Ready" && c["status"] == "False" && c["reason"] == "HealthCheckFailed"
+            })
+            .map(|c| c["message"].as_str().unwrap_or_default().to_string())
+    })
+    .await;
+    println!(
+        "health check failed after {}: {message}",
+        secs(started.elapsed())
+    );
+    assert!(
+        message.contains("FluxProfile/") && message.contains("cluster1"),
+        "{message}"
+    );
+    // Failed well before the 5m timeout: kstatus read Stalled as Failed, not as in progress.
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    support::webhook_secret(&client, &ns, "hook", TOKEN).await;
+    eventually(
+        "the Kustomization turns Ready once the Secret exists",
+        SETUP,
+        || async {
+            ready(&client, &ns, FluxKind::Kustomization, "fleet")
+                .await
+                .then_some(())
+        },
+    )
+    .await;
 }
