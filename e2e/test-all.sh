@@ -21,6 +21,10 @@ git worktree add --detach --force "$previous_src" "$previous_commit" >/dev/null
 # Its own target directory: the current build's artefacts stay as they are.
 cargo build --locked --quiet --manifest-path "$previous_src/Cargo.toml" --target-dir target/previous -p fluxtune
 previous_bin=$PWD/target/previous/debug/fluxtune
+# Its samples: profiles written for that release must stay valid under the current CRD.
+previous_samples=$PWD/target/previous/samples
+rm -rf "$previous_samples"
+cp -r "$previous_src/samples" "$previous_samples"
 git worktree remove --force "$previous_src"
 echo "built $previous_name ($previous_commit)"
 
@@ -51,7 +55,7 @@ sed "s|^\([[:space:]]*token:\).*|\1 $token|" "$state/kubeconfig" > "$state/opera
 
 section "e2e: the real kube-apiserver, the real Flux CRDs, fluxtune run as a process"
 FLUXTUNE_E2E_KUBECONFIG="$state/kubeconfig" FLUXTUNE_E2E_OPERATOR_KUBECONFIG="$state/operator.kubeconfig" \
-  FLUXTUNE_E2E_PREVIOUS_BIN="$previous_bin" cargo test --locked --features e2e --test e2e -- --skip flux::
+  FLUXTUNE_E2E_PREVIOUS_BIN="$previous_bin" FLUXTUNE_E2E_PREVIOUS_SAMPLES="$previous_samples" cargo test --locked --features e2e --test e2e -- --skip flux::
 
 section "Flux in the loop: the five Flux controllers, a Git host with webhooks, an OCI registry"
 bash e2e/controlplane.sh flux-up "$state"

@@ -107,3 +107,57 @@ async fn the_current_build_takes_over_from_the_previous_release_without_churn() 
         new.logs()
     );
 }
+
+/// Profiles users wrote for the previous release (its samples) stay valid: the current offline
+/// validator and the current CRD in the API server both accept them, and the current build
+/// reconciles them to Ready.
+#[tokio::test]
+async fn profiles_written_for_the_previous_release_are_valid_for_the_current_crd() {
+    let dir = std::env::var_os("FLUXTUNE_E2E_PREVIOUS_SAMPLES").unwrap_or_else(|| {
+        panic!("the upgrade test needs the previous release's samples: run `bash e2e/test-all.sh`")
+    });
+    let client = support::client().await;
+    let ns = support::namespace(&client, "upgrade-samples").await;
+    for secret in ["kubeconf-webhook", "gitlab-webhook"] {
+        support::webhook_secret(&client, &ns, secret, "t").await;
+    }
+    let validator = fluxtune::render::validate::Validator::new();
+    let mut names = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+        for mut doc in docs.into_iter().filter(|d| !d.is_null()) {
+            doc["metadata"]["namespace"] = json!(ns);
+            validator.validate(&doc).unwrap_or_else(|e| {
+                panic!(
+                    "{}: the current validator refuses it: {e:?}",
+                    file.display()
+                )
+            });
+            support::apply_as(&client, "e2e-user", &doc)
+                .await
+                .unwrap_or_else(|e| panic!("{}: the current CRD refuses it: {e}", file.display()));
+            names.push(doc["metadata"]["name"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(names.len() >= 5, "{names:?}");
+    let _op = Operator::start(&ns, "current");
+    let profiles: Api<FluxProfile> = Api::namespaced(client.clone(), &ns);
+    for name in names {
+        eventually(&format!("{name} Ready"), PATIENCE, || async {
+            let p = profiles.get(&name).await.ok()?;
+            let s = p.status?;
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+                .then_some(())
+        })
+        .await;
+    }
+}
