@@ -4,6 +4,7 @@
 #[path = "../cases/mod.rs"]
 mod cases;
 mod flux;
+mod flux_support;
 mod operator;
 mod rbac;
 mod schemas;

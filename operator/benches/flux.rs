@@ -1,0 +1,601 @@
+//! Flux in the loop, measured: commit-to-deploy and image-to-deploy latency with fluxtune's tuning
+//! (and with polling), the artifact size and source-controller reconcile time of one cluster of a
+//! 50-cluster monorepo with and without fluxtune's ignore rules, and the latency budget fluxtune
+//! predicts next to each. Needs the five Flux controllers, the Git host and the registry
+//! (`e2e/controlplane.sh flux-up DIR`): run with `bash e2e/bench-flux.sh`. Prints one markdown
+//! table row per measure; results go to docs/benchmarks.md by hand.
+
+#[path = "../tests/e2e/support.rs"]
+#[allow(dead_code)]
+mod support;
+
+#[path = "../tests/e2e/flux_support.rs"]
+#[allow(dead_code)]
+mod flux_support;
+
+use std::{
+    path::Path,
+    process::Command,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use fluxtune::{api::FluxProfile, flux::FluxKind};
+use kube::{
+    Api, Client,
+    api::{DeleteParams, PostParams},
+};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use flux_support::{
+    Loop, Repo, SETUP, TOKEN, config_value, deployed_image, field, get, git, profile, run, secs,
+    webhook_url,
+};
+use support::{Operator, eventually};
+
+/// Samples of the event-driven and the interval-bound paths.
+const SAMPLES: u32 = 5;
+const POLL_SAMPLES: u32 = 3;
+const ARTIFACT_SAMPLES: u32 = 3;
+/// Samples of the Flux defaults' image-to-deploy path (each up to ~6 minutes); only with
+/// FLUXTUNE_BENCH_FLUX_DEFAULTS=1.
+const DEFAULTS_SAMPLES: u32 = 3;
+/// A liveness bound for a sample that waits on a 1-minute interval.
+const ONE_INTERVAL: Duration = Duration::from_secs(150);
+
+fn median_worst(samples: &[Duration]) -> (Duration, Duration) {
+    let mut s = samples.to_vec();
+    s.sort();
+    let median = if s.len() % 2 == 1 {
+        s[s.len() / 2]
+    } else {
+        (s[s.len() / 2 - 1] + s[s.len() / 2]) / 2
+    };
+    (median, *s.last().unwrap())
+}
+
+fn list(samples: &[Duration]) -> String {
+    samples
+        .iter()
+        .map(|d| secs(*d))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A pause of 0 to `max`, so samples of an interval-bound path do not land at the same phase of
+/// the interval every time (a push right after a poll would always wait a whole interval).
+fn random_pause(max: Duration) -> Duration {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let mixed = (nanos ^ (nanos >> 17)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 7;
+    Duration::from_millis((mixed % max.as_millis().max(1)) as u64)
+}
+
+async fn budget(client: &Client, ns: &str, name: &str) -> (String, String) {
+    let api: Api<FluxProfile> = Api::namespaced(client.clone(), ns);
+    let b = eventually(&format!("{name}'s status.latencyBudget"), SETUP, || async {
+        api.get_opt(name).await.ok()??.status?.latency_budget
+    })
+    .await;
+    let fmt = |r: &fluxtune::api::LatencyRange| format!("{} / {}", r.expected, r.worst);
+    (fmt(&b.commit_to_deploy), fmt(&b.image_to_deploy))
+}
+
+fn row(measure: &str, samples: &[Duration], budget: &str) {
+    let (median, worst) = median_worst(samples);
+    println!(
+        "| {measure} | {} | {} | {} | {budget} | {} |",
+        samples.len(),
+        secs(median),
+        secs(worst),
+        list(samples)
+    );
+}
+
+async fn wait_revision(client: &Client, ns: &str, revision: u32, timeout: Duration) {
+    let want = revision.to_string();
+    eventually(&format!("revision {revision} applied"), timeout, || async {
+        (config_value(client, ns, "cluster1-config", "revision")
+            .await
+            .as_deref()
+            == Some(want.as_str()))
+        .then_some(())
+    })
+    .await;
+}
+
+/// Measure 1: Commit to deploy: a push changes cluster1's ConfigMap; the time until the cluster has it.
+async fn commit_to_deploy(client: &Client, lp: &Loop, class: &str) -> (Vec<Duration>, String) {
+    let webhook = class == "Webhook";
+    let ns = support::namespace(client, &format!("bench-commit-{}", class.to_lowercase())).await;
+    let repo = Repo::create(lp, &ns, 3, "registry.example.com/acme/app", &ns);
+    let op = Operator::start(&ns, "bench-flux");
+    op.wait_ready().await;
+    let mut spec = json!({
+        "cluster": {"name": "cluster1"},
+        "source": {"url": repo.url},
+        "pollingClass": class,
+        "apply": {"wait": false, "targetNamespace": ns},
+    });
+    if webhook {
+        support::webhook_secret(client, &ns, "hook", TOKEN).await;
+        spec["webhook"] = json!({"provider": "github", "secretRef": {"name": "hook"}});
+    }
+    support::apply_as(client, "bench", &profile(&ns, "cluster1", spec))
+        .await
+        .expect("the profile is accepted");
+    if webhook {
+        let hook = webhook_url(client, lp, &ns, "cluster1").await;
+        repo.add_webhook(&hook, TOKEN);
+    }
+    wait_revision(client, &ns, 1, ONE_INTERVAL).await;
+    let (budget, _) = budget(client, &ns, "cluster1").await;
+
+    let (samples, timeout) = if webhook {
+        (SAMPLES, Duration::from_secs(30))
+    } else {
+        (POLL_SAMPLES, ONE_INTERVAL)
+    };
+    let mut taken = Vec::new();
+    for i in 1..=samples {
+        let pause = if webhook {
+            Duration::from_millis(500)
+        } else {
+            random_pause(Duration::from_secs(60))
+        };
+        tokio::time::sleep(pause).await;
+        let t0 = Instant::now();
+        repo.push_change("cluster1/configmap.yaml", |t| {
+            t.replace(
+                &format!("revision: \"{i}\""),
+                &format!("revision: \"{}\"", i + 1),
+            )
+        });
+        wait_revision(client, &ns, i + 1, timeout).await;
+        taken.push(t0.elapsed());
+        eprintln!(
+            "commit to deploy ({class}) sample {i}: {}",
+            secs(t0.elapsed())
+        );
+    }
+    (taken, budget)
+}
+
+/// Measure 2: Image to deploy with the tuned profile: a new tag in the registry, no scan requested; the
+/// time until the cluster's Deployment runs it.
+async fn image_to_deploy(client: &Client, lp: &Loop) -> (Vec<Duration>, String) {
+    let ns = support::namespace(client, "bench-image").await;
+    let image = format!("{}/{ns}/app", lp.registry);
+    lp.push_image(&image, "1.0.0");
+    let repo = Repo::create(lp, &ns, 3, &image, &ns);
+    support::webhook_secret(client, &ns, "hook", TOKEN).await;
+    let op = Operator::start(&ns, "bench-flux");
+    op.wait_ready().await;
+    support::apply_as(
+        client,
+        "bench",
+        &profile(
+            &ns,
+            "cluster1",
+            json!({
+                "cluster": {"name": "cluster1"},
+                "source": {"url": repo.url},
+                "pollingClass": "Webhook",
+                "webhook": {"provider": "github", "secretRef": {"name": "hook"}},
+                "images": [{"name": "app", "repository": image, "policy": {"semver": {"range": ">=1.0.0"}}}],
+                "imageUpdate": {"author": {"name": "fluxtune-bot", "email": "bot@fluxtune.local"}},
+                "apply": {"wait": false, "targetNamespace": ns},
+            }),
+        ),
+    )
+    .await
+    .expect("the profile is accepted");
+    let hook = webhook_url(client, lp, &ns, "cluster1").await;
+    repo.add_webhook(&hook, TOKEN);
+    let (_, budget) = budget(client, &ns, "cluster1").await;
+    let first = format!("{image}:1.0.0");
+    eventually("the first apply", ONE_INTERVAL, || async {
+        (deployed_image(client, &ns).await.as_deref() == Some(first.as_str())).then_some(())
+    })
+    .await;
+    eventually("ImagePolicy at 1.0.0", ONE_INTERVAL, || {
+        field(
+            client,
+            &ns,
+            FluxKind::ImagePolicy,
+            "cluster1-app",
+            "/status/latestRef/tag",
+        )
+    })
+    .await;
+
+    let mut taken = Vec::new();
+    for i in 1..=SAMPLES {
+        tokio::time::sleep(random_pause(Duration::from_secs(60))).await;
+        let tag = format!("1.0.{i}");
+        let t0 = Instant::now();
+        lp.crane(&["tag", &first, &tag]);
+        let want = format!("{image}:{tag}");
+        eventually(&format!("{tag} applied"), ONE_INTERVAL, || async {
+            (deployed_image(client, &ns).await.as_deref() == Some(want.as_str())).then_some(())
+        })
+        .await;
+        taken.push(t0.elapsed());
+        eprintln!("image to deploy sample {i}: {}", secs(t0.elapsed()));
+    }
+    (taken, budget)
+}
+
+/// Measure 2, untuned: the Flux defaults as users get them from `flux bootstrap` and the image
+/// automation guide (GitRepository 1m, Kustomization 10m, ImageRepository 5m,
+/// ImageUpdateAutomation 30m, no Receiver), hand-written, not rendered by fluxtune.
+async fn image_to_deploy_defaults(client: &Client, lp: &Loop) -> Vec<Duration> {
+    let ns = support::namespace(client, "bench-defaults").await;
+    let image = format!("{}/{ns}/app", lp.registry);
+    lp.push_image(&image, "1.0.0");
+    let repo = Repo::create(lp, &ns, 3, &image, &ns);
+    let meta = |name: &str| json!({"name": name, "namespace": ns});
+    for object in [
+        json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository", "metadata": meta("flux-system"),
+               "spec": {"interval": "1m0s", "url": repo.url, "ref": {"branch": "main"}}}),
+        json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization", "metadata": meta("cluster1"),
+               "spec": {"interval": "10m0s", "path": "./cluster1", "prune": true, "targetNamespace": ns,
+                        "sourceRef": {"kind": "GitRepository", "name": "flux-system"}}}),
+        json!({"apiVersion": "image.toolkit.fluxcd.io/v1", "kind": "ImageRepository", "metadata": meta("cluster1-app"),
+               "spec": {"image": image, "interval": "5m0s"}}),
+        json!({"apiVersion": "image.toolkit.fluxcd.io/v1", "kind": "ImagePolicy", "metadata": meta("cluster1-app"),
+               "spec": {"imageRepositoryRef": {"name": "cluster1-app"}, "policy": {"semver": {"range": ">=1.0.0"}}}}),
+        json!({"apiVersion": "image.toolkit.fluxcd.io/v1", "kind": "ImageUpdateAutomation", "metadata": meta("flux-system"),
+               "spec": {"interval": "30m0s", "sourceRef": {"kind": "GitRepository", "name": "flux-system"},
+                        "git": {"checkout": {"ref": {"branch": "main"}},
+                                "commit": {"author": {"name": "fluxcdbot", "email": "fluxcdbot@users.noreply.github.com"},
+                                           "messageTemplate": "{{range .Changed.Changes}}{{print .OldValue}} -> {{println .NewValue}}{{end}}"},
+                                "push": {"branch": "main"}},
+                        "update": {"path": "./cluster1", "strategy": "Setters"}}}),
+    ] {
+        support::apply_as(client, "bench", &object).await.unwrap();
+    }
+    let first = format!("{image}:1.0.0");
+    eventually("the first apply (defaults)", ONE_INTERVAL, || async {
+        (deployed_image(client, &ns).await.as_deref() == Some(first.as_str())).then_some(())
+    })
+    .await;
+    eventually("ImagePolicy at 1.0.0 (defaults)", ONE_INTERVAL, || {
+        field(
+            client,
+            &ns,
+            FluxKind::ImagePolicy,
+            "cluster1-app",
+            "/status/latestRef/tag",
+        )
+    })
+    .await;
+    let mut taken = Vec::new();
+    for i in 1..=DEFAULTS_SAMPLES {
+        tokio::time::sleep(random_pause(Duration::from_secs(60))).await;
+        let tag = format!("1.0.{i}");
+        let t0 = Instant::now();
+        lp.crane(&["tag", &first, &tag]);
+        let want = format!("{image}:{tag}");
+        // Scan (5m) + GitRepository poll (1m) + processing; the 30m automation interval is not
+        // waited on (it reacts to its ImagePolicies).
+        eventually(
+            &format!("{tag} applied (defaults)"),
+            Duration::from_secs(900),
+            || async {
+                (deployed_image(client, &ns).await.as_deref() == Some(want.as_str())).then_some(())
+            },
+        )
+        .await;
+        taken.push(t0.elapsed());
+        eprintln!(
+            "image to deploy (Flux defaults) sample {i}: {}",
+            secs(t0.elapsed())
+        );
+    }
+    taken
+}
+
+/// Deterministic filler, different per file and line, so gzip does not fold all clusters into one.
+fn hex(seed: &str, n: usize) -> String {
+    let mut out = String::new();
+    let mut i = 0u32;
+    while out.len() < n {
+        let d = Sha256::digest(format!("{seed}/{i}").as_bytes());
+        out.extend(d.iter().map(|b| format!("{b:02x}")));
+        i += 1;
+    }
+    out.truncate(n);
+    out
+}
+
+/// Pads one manifest to a realistic size: labels and annotations as CI and policy tooling leave
+/// them, an env list and resources on Deployments, more keys on ConfigMaps.
+fn pad_manifest(path: &Path, rel: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let team = ["payments", "checkout", "search", "platform"][rel.len() % 4];
+    let labels = format!(
+        "    app.kubernetes.io/name: app\n    app.kubernetes.io/part-of: acme-shop\n    app.kubernetes.io/version: 1.0.0\n    app.kubernetes.io/component: backend\n    acme.io/team: {team}\n    acme.io/cost-center: cc-{}\n    acme.io/environment: production\n    acme.io/data-classification: internal\n",
+        &hex(rel, 6)
+    );
+    let annotations = format!(
+        "    acme.io/owner: {team}-oncall@acme.example.com\n    acme.io/runbook: https://runbooks.acme.example.com/{team}/{rel}\n    acme.io/repository: https://git.example.com/acme/kubeconf/blob/main/{rel}\n    acme.io/source-commit: {}\n    acme.io/config-checksum: sha256:{}\n    acme.io/change-ticket: CHG-{}\n    acme.io/description: >-\n      Generated by the platform team's templates for {rel}; edit the template, not this file.\n      See https://docs.acme.example.com/platform/kubeconf for the conventions this follows.\n    prometheus.io/scrape: \"true\"\n    prometheus.io/port: \"9090\"\n    policies.kyverno.io/last-applied-patches: require-labels.acme.io: added /metadata/labels/acme.io~1team\n",
+        hex(&format!("{rel}/commit"), 40),
+        hex(&format!("{rel}/checksum"), 64),
+        &hex(&format!("{rel}/ticket"), 8)
+    );
+    let mut out = if text.contains("\nmetadata:\n  labels:\n") {
+        text.replacen(
+            "\nmetadata:\n  labels:\n",
+            &format!("\nmetadata:\n  annotations:\n{annotations}  labels:\n{labels}"),
+            1,
+        )
+    } else {
+        text.replacen(
+            "\nmetadata:\n",
+            &format!("\nmetadata:\n  annotations:\n{annotations}  labels:\n{labels}"),
+            1,
+        )
+    };
+    if out.contains("\n          ports:\n") {
+        let mut env = String::from("          env:\n");
+        for (i, name) in [
+            "LOG_LEVEL",
+            "LOG_FORMAT",
+            "HTTP_PORT",
+            "METRICS_PORT",
+            "DB_HOST",
+            "DB_PORT",
+            "DB_NAME",
+            "DB_POOL_SIZE",
+            "REDIS_URL",
+            "KAFKA_BROKERS",
+            "KAFKA_TOPIC",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_SERVICE_NAME",
+            "FEATURE_NEW_CHECKOUT",
+            "FEATURE_RECOMMENDATIONS",
+            "CACHE_TTL",
+            "REQUEST_TIMEOUT",
+            "MAX_CONNECTIONS",
+            "REGION",
+            "TENANT_ID",
+        ]
+        .iter()
+        .enumerate()
+        {
+            env.push_str(&format!(
+                "            - name: {name}\n              value: \"{}\"\n",
+                hex(&format!("{rel}/{name}"), 8 + i % 16)
+            ));
+        }
+        env.push_str("          resources:\n            requests:\n              cpu: 100m\n              memory: 256Mi\n            limits:\n              memory: 512Mi\n");
+        out = out.replacen(
+            "\n          ports:\n",
+            &format!("\n{env}          ports:\n"),
+            1,
+        );
+    }
+    if out.contains("\ndata:\n") {
+        let mut data = String::from("\ndata:\n");
+        for key in [
+            "feature.flags",
+            "upstream.endpoints",
+            "rate.limits",
+            "tls.ciphers",
+        ] {
+            data.push_str(&format!(
+                "  {key}: \"{}\"\n",
+                hex(&format!("{rel}/{key}"), 96)
+            ));
+        }
+        out = out.replacen("\ndata:\n", &data, 1);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+fn pad_tree(root: &Path, dir: &Path) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let rel = path
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        if rel.starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            pad_tree(root, &path);
+        } else if rel.ends_with(".yaml") && !rel.ends_with("kustomization.yaml") {
+            pad_manifest(&path, &rel);
+        }
+    }
+}
+
+/// Bytes of the tarball, files in it, bytes unpacked.
+fn artifact_stats(url: &str) -> (u64, usize, u64) {
+    let tarball = std::env::temp_dir().join(format!("fluxtune-bench-{}.tgz", std::process::id()));
+    run(Command::new("curl").args(["-sSfo"]).arg(&tarball).arg(url));
+    let bytes = std::fs::metadata(&tarball).unwrap().len();
+    let listing = run(Command::new("tar").arg("tvzf").arg(&tarball));
+    let _ = std::fs::remove_file(&tarball);
+    let files: Vec<u64> = listing
+        .lines()
+        .filter(|l| l.starts_with('-'))
+        .filter_map(|l| l.split_whitespace().nth(2)?.parse().ok())
+        .collect();
+    (bytes, files.len(), files.iter().sum())
+}
+
+struct ArtifactRow {
+    bytes: u64,
+    files: usize,
+    unpacked: u64,
+    ready: Vec<Duration>,
+}
+
+/// Measure 3: cluster1 of a padded 50-cluster monorepo: fluxtune's GitRepository (ignore + sparse
+/// checkout, copied from what the operator rendered) against a plain one, each created anew and
+/// timed from creation to Ready at the head commit.
+async fn artifacts(client: &Client, lp: &Loop) -> (ArtifactRow, ArtifactRow, u64, usize) {
+    let ns = support::namespace(client, "bench-artifact").await;
+    let repo = Repo::create(lp, &ns, 50, "registry.example.com/acme/app", &ns);
+    pad_tree(&repo.work, &repo.work);
+    git(&repo.work, &["commit", "-qam", "realistic manifests"]);
+    git(&repo.work, &["push", "-q", &repo.url, "main"]);
+    let head = repo.head();
+    let sizes = run(Command::new("bash").arg("-c").arg(
+        "cd \"$0\" && git ls-files | wc -l && git ls-files -z | xargs -0 cat | wc -c && wc -c < cluster1/deployment.yaml",
+    ).arg(&repo.work));
+    let mut it = sizes.split_whitespace().map(|s| s.parse::<u64>().unwrap());
+    let (repo_files, repo_bytes, deployment) =
+        (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
+    eprintln!(
+        "padded monorepo: {repo_files} files, {repo_bytes} bytes; cluster1/deployment.yaml {deployment} bytes"
+    );
+
+    let op = Operator::start(&ns, "bench-flux");
+    op.wait_ready().await;
+    support::apply_as(
+        client,
+        "bench",
+        &profile(
+            &ns,
+            "cluster1",
+            json!({
+                "cluster": {"name": "cluster1"},
+                "source": {"url": repo.url},
+                "pollingClass": "Poll",
+                "apply": {"wait": false, "targetNamespace": ns},
+            }),
+        ),
+    )
+    .await
+    .expect("the profile is accepted");
+    let rendered = eventually("fluxtune's GitRepository", SETUP, || async {
+        let obj = get(client, &ns, FluxKind::GitRepository, "cluster1").await?;
+        obj.data.get("spec").cloned()
+    })
+    .await;
+    assert!(rendered.get("ignore").is_some() && rendered.get("sparseCheckout").is_some());
+    let plain =
+        json!({"interval": rendered["interval"], "url": repo.url, "ref": {"branch": "main"}});
+    // Suspend fluxtune's own: only the copies below reconcile while they are timed.
+    drop(op);
+    let api = support::dynamic_api(client, &ns, FluxKind::GitRepository);
+    let _ = api.delete("cluster1", &DeleteParams::default()).await;
+
+    let mut rows = Vec::new();
+    for (kind, spec) in [("tuned", &rendered), ("untuned", &plain)] {
+        let mut ready = Vec::new();
+        let mut url = String::new();
+        for i in 1..=ARTIFACT_SAMPLES {
+            let name = format!("{kind}-{i}");
+            let obj: kube::api::DynamicObject = serde_json::from_value(json!({
+                "apiVersion": "source.toolkit.fluxcd.io/v1",
+                "kind": "GitRepository",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": spec,
+            }))
+            .unwrap();
+            let t0 = Instant::now();
+            api.create(&PostParams::default(), &obj).await.unwrap();
+            url = eventually(&format!("{name} Ready at {head}"), SETUP, || async {
+                let o = get(client, &ns, FluxKind::GitRepository, &name).await?;
+                let v: Value = serde_json::to_value(&o).ok()?;
+                let ready = v
+                    .pointer("/status/conditions")?
+                    .as_array()?
+                    .iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True");
+                let rev = v.pointer("/status/artifact/revision")?.as_str()?;
+                (ready && rev.ends_with(&head)).then(|| {
+                    v.pointer("/status/artifact/url")?
+                        .as_str()
+                        .map(String::from)
+                })?
+            })
+            .await;
+            ready.push(t0.elapsed());
+            eprintln!("{name}: Ready after {}", secs(t0.elapsed()));
+        }
+        let (bytes, files, unpacked) = artifact_stats(&url);
+        rows.push(ArtifactRow {
+            bytes,
+            files,
+            unpacked,
+            ready,
+        });
+    }
+    let untuned = rows.pop().unwrap();
+    let tuned = rows.pop().unwrap();
+    (tuned, untuned, repo_bytes, repo_files as usize)
+}
+
+#[tokio::main]
+async fn main() {
+    let lp = Loop::from_env();
+    let client = support::client().await;
+
+    println!(
+        "| measure | samples | median | worst | fluxtune's budget (expected / worst) | all samples |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let (tuned, budget_tuned) = commit_to_deploy(&client, &lp, "Webhook").await;
+    row(
+        "commit to deploy, tuned (Webhook: Receiver, GitRepository 1h)",
+        &tuned,
+        &budget_tuned,
+    );
+
+    let (t, u, repo_bytes, repo_files) = artifacts(&client, &lp).await;
+    for (name, r) in [
+        ("tuned (ignore + sparseCheckout)", &t),
+        ("untuned (plain GitRepository)", &u),
+    ] {
+        row(
+            &format!(
+                "cluster1 GitRepository creation to Ready, {name}: artifact {} bytes gzipped, {} files, {} bytes unpacked (repository: {repo_files} files, {repo_bytes} bytes)",
+                r.bytes, r.files, r.unpacked
+            ),
+            &r.ready,
+            "-",
+        );
+    }
+
+    // The interval-bound paths wait on 1-minute intervals: run them side by side.
+    // The Flux defaults wait on a 5-minute scan: only on request (FLUXTUNE_BENCH_FLUX_DEFAULTS=1).
+    // Rows print as each path finishes.
+    let with_defaults = std::env::var("FLUXTUNE_BENCH_FLUX_DEFAULTS").is_ok_and(|v| v == "1");
+    tokio::join!(
+        async {
+            let (poll, budget) = commit_to_deploy(&client, &lp, "Poll").await;
+            row(
+                "commit to deploy, polling (Poll: GitRepository 1m, no Receiver)",
+                &poll,
+                &budget,
+            );
+        },
+        async {
+            let (image, budget) = image_to_deploy(&client, &lp).await;
+            row(
+                "image to deploy, tuned (Webhook, imageScan 1m, no scan requested)",
+                &image,
+                &budget,
+            );
+        },
+        async {
+            if with_defaults {
+                let defaults = image_to_deploy_defaults(&client, &lp).await;
+                row(
+                    "image to deploy, Flux defaults (GitRepository 1m, Kustomization 10m, ImageRepository 5m, ImageUpdateAutomation 30m, no Receiver)",
+                    &defaults,
+                    "-",
+                );
+            }
+        }
+    );
+}
