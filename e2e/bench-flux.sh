@@ -25,9 +25,9 @@ bash e2e/controlplane.sh up "$state"
 # e2e/test-all.sh).
 # shellcheck disable=SC1091
 source "$state/env"
-bash e2e/deploy-check.sh "$state/kubeconfig" "$FLUXTUNE_KUBECTL" >/dev/null
-token=$("$FLUXTUNE_KUBECTL" -n fluxtune-system create token fluxtune --duration=2h)
-sed "s|^\([[:space:]]*token:\).*|\1 $token|" "$state/kubeconfig" > "$state/operator.kubeconfig"
+# It also writes a kubeconfig with a TokenRequest token of deploy/'s ServiceAccount: every operator
+# process started from here has exactly the permissions deploy/ grants, no more.
+bash e2e/deploy-check.sh "$state/kubeconfig" "$FLUXTUNE_KUBECTL" "$state/operator.kubeconfig" >/dev/null
 
 bash e2e/controlplane.sh flux-up "$state"
 set -a

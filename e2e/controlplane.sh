@@ -469,22 +469,28 @@ cmd_flux_up() {
   log "Flux up in $(since "$t0") s: receiver 127.0.0.1:$RECEIVER_PORT, git http://127.0.0.1:$GIT_PORT/NAME.git ($DIR/flux/git), registry 127.0.0.1:$REGISTRY_PORT"
 }
 
-cmd_flux_down() {
-  local name pid i lines=() keep=()
-  if [[ ! -f $DIR/pids ]]; then
-    log "nothing to stop in $DIR"
-    return 0
-  fi
+# Stops recorded processes in reverse start order (an apiserver whose etcd is gone hangs in
+# shutdown): all of them, or with "flux" only the Flux loop's, keeping the others recorded.
+stop_recorded() {
+  local only=$1 name pid i lines=() keep=()
   mapfile -t lines <"$DIR/pids"
   for ((i = ${#lines[@]} - 1; i >= 0; i--)); do
     read -r name pid <<<"${lines[i]}"
-    if [[ $FLUX_PROCS == *" $name "* ]]; then
+    if [[ $only == all || $FLUX_PROCS == *" $name "* ]]; then
       stop "$name" "$pid"
     else
       keep=("${lines[i]}" "${keep[@]}")
     fi
   done
   if ((${#keep[@]})); then printf '%s\n' "${keep[@]}" >"$DIR/pids"; else : >"$DIR/pids"; fi
+}
+
+cmd_flux_down() {
+  if [[ ! -f $DIR/pids ]]; then
+    log "nothing to stop in $DIR"
+    return 0
+  fi
+  stop_recorded flux
   [[ ! -f $DIR/env ]] || sed -i '/ # flux$/d' "$DIR/env"
   log "stopped Flux in $DIR"
 }
@@ -547,17 +553,11 @@ stop() {
 }
 
 cmd_down() {
-  local name pid i lines=()
   if [[ ! -f $DIR/pids ]]; then
     log "nothing to stop in $DIR"
     return 0
   fi
-  # Reverse start order: an apiserver whose etcd is gone hangs in shutdown.
-  mapfile -t lines <"$DIR/pids"
-  for ((i = ${#lines[@]} - 1; i >= 0; i--)); do
-    read -r name pid <<<"${lines[i]}"
-    stop "$name" "$pid"
-  done
+  stop_recorded all
   rm -f "$DIR/pids"
   log "stopped the control plane in $DIR"
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs deploy/ on a cluster the way users do, and checks its RBAC against the API server.
 #
-#   bash e2e/deploy-check.sh KUBECONFIG_PATH KUBECTL_PATH
+#   bash e2e/deploy-check.sh KUBECONFIG_PATH KUBECTL_PATH [OPERATOR_KUBECONFIG_OUT]
 #
 # 1. renders deploy/ with `KUBECTL kustomize deploy` (kubectl's built-in kustomize),
 # 2. applies it server-side to the cluster of KUBECONFIG_PATH,
@@ -14,12 +14,13 @@
 # (no scheduler) the Deployment is created and stays at zero ready replicas.
 set -euo pipefail
 
-if [[ $# -ne 2 ]]; then
-  echo "usage: $0 KUBECONFIG_PATH KUBECTL_PATH" >&2
+if [[ $# -lt 2 || $# -gt 3 ]]; then
+  echo "usage: $0 KUBECONFIG_PATH KUBECTL_PATH [OPERATOR_KUBECONFIG_OUT]" >&2
   exit 2
 fi
 export KUBECONFIG=$1
 KUBECTL=$2
+operator_kubeconfig=${3:-}
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 log() { printf '[deploy-check] %s\n' "$*" >&2; }
@@ -138,4 +139,11 @@ if [[ $failed -ne 0 ]]; then
   exit 1
 fi
 log "RBAC: ${#allowed[@]} needed grants present, ${#denied[@]} others absent"
+if [[ -n $operator_kubeconfig ]]; then
+  # The same cluster with a TokenRequest token of the ServiceAccount: a process using it has exactly
+  # the permissions deploy/ grants.
+  token=$(k -n "$deploy_ns" create token "$sa" --duration=2h)
+  sed "s|^\([[:space:]]*token:\).*|\1 $token|" "$KUBECONFIG" >"$operator_kubeconfig"
+  log "wrote $operator_kubeconfig for $user"
+fi
 echo "$user"

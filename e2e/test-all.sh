@@ -47,11 +47,9 @@ section "deploy/: applied server-side; the operator under test runs as its Servi
 source "$state/env"
 # Applies deploy/ as users do and asks the API server (`auth can-i`) every grant it must and
 # must not have.
-bash e2e/deploy-check.sh "$state/kubeconfig" "$FLUXTUNE_KUBECTL" >/dev/null
-# A TokenRequest token of deploy/'s ServiceAccount: every operator process in the e2e tier has
-# exactly the permissions deploy/ grants, no more.
-token=$("$FLUXTUNE_KUBECTL" -n fluxtune-system create token fluxtune --duration=2h)
-sed "s|^\([[:space:]]*token:\).*|\1 $token|" "$state/kubeconfig" > "$state/operator.kubeconfig"
+# It also writes a kubeconfig with a TokenRequest token of deploy/'s ServiceAccount: every operator
+# process started from here has exactly the permissions deploy/ grants, no more.
+bash e2e/deploy-check.sh "$state/kubeconfig" "$FLUXTUNE_KUBECTL" "$state/operator.kubeconfig" >/dev/null
 
 section "e2e: the real kube-apiserver, the real Flux CRDs, fluxtune run as a process"
 FLUXTUNE_E2E_KUBECONFIG="$state/kubeconfig" FLUXTUNE_E2E_OPERATOR_KUBECONFIG="$state/operator.kubeconfig" \
