@@ -51,9 +51,15 @@ source "$state/env"
 # process started from here has exactly the permissions deploy/ grants, no more.
 bash e2e/deploy-check.sh "$state/kubeconfig" "$FLUXTUNE_KUBECTL" "$state/operator.kubeconfig" >/dev/null
 
+export FLUXTUNE_E2E_KUBECONFIG="$state/kubeconfig" FLUXTUNE_E2E_OPERATOR_KUBECONFIG="$state/operator.kubeconfig"
+e2e() { cargo test --locked --features e2e --test e2e -- "$@"; }
+
+section "upgrade: the previous release with its CRD, then the current CRD and build"
+# Alone: it swaps the cluster-wide CRD under live profiles.
+FLUXTUNE_E2E_PREVIOUS_BIN="$previous_bin" FLUXTUNE_E2E_PREVIOUS_SAMPLES="$previous_samples" e2e upgrade::
+
 section "e2e: the real kube-apiserver, the real Flux CRDs, fluxtune run as a process"
-FLUXTUNE_E2E_KUBECONFIG="$state/kubeconfig" FLUXTUNE_E2E_OPERATOR_KUBECONFIG="$state/operator.kubeconfig" \
-  FLUXTUNE_E2E_PREVIOUS_BIN="$previous_bin" FLUXTUNE_E2E_PREVIOUS_SAMPLES="$previous_samples" cargo test --locked --features e2e --test e2e -- --skip flux::
+e2e --skip upgrade:: --skip flux:: --skip gitops::
 
 section "Flux in the loop: the five Flux controllers, a Git host with webhooks, an OCI registry"
 bash e2e/controlplane.sh flux-up "$state"
@@ -61,5 +67,5 @@ set -a
 # shellcheck disable=SC1091
 source "$state/env"
 set +a
-FLUXTUNE_E2E_KUBECONFIG="$state/kubeconfig" FLUXTUNE_E2E_OPERATOR_KUBECONFIG="$state/operator.kubeconfig" \
-  cargo test --locked --features e2e --test e2e flux::
+# flux::: fluxtune's objects driven by Flux; gitops::: fluxtune installed and upgraded by Flux.
+e2e flux:: gitops::

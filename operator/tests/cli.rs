@@ -27,7 +27,7 @@ fn render_prints_objects_on_stdout_and_the_budget_on_stderr() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stdout.matches("\nkind: GitRepository\n").count(), 2);
     assert!(
-        stderr.contains("# cluster1 (Webhook): image to deploy 45s expected, 1m18s worst"),
+        stderr.contains("# cluster1 (Webhook): image to deploy 40s expected, 1m13s worst"),
         "{stderr}"
     );
     assert!(stderr.contains("# cluster2 (Poll)"), "{stderr}");

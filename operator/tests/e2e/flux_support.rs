@@ -100,21 +100,30 @@ impl Repo {
     /// `image` is the repository the Deployments use; their setter markers name ImagePolicies in
     /// `policy_ns`.
     pub fn create(lp: &Loop, name: &str, clusters: u32, image: &str, policy_ns: &str) -> Repo {
+        Repo::init(lp, name, |work| {
+            run(Command::new("bash")
+                .arg(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../e2e/flux/monorepo.sh"
+                ))
+                .arg(work)
+                .arg(clusters.to_string())
+                .env("MONOREPO_IMAGE", image)
+                .env("MONOREPO_POLICY_NS", policy_ns));
+        })
+    }
+
+    /// A repository NAME.git on the Git host whose first commit on main holds what `fill` writes
+    /// into the (empty) clone.
+    pub fn init(lp: &Loop, name: &str, fill: impl FnOnce(&Path)) -> Repo {
         let bare = lp.git_root.join(format!("{name}.git"));
         run(Command::new("git")
             .args(["init", "-q", "--bare", "-b", "main"])
             .arg(&bare));
-        let work = std::env::temp_dir().join(format!("fluxtune-e2e-monorepo-{name}"));
+        let work = std::env::temp_dir().join(format!("fluxtune-e2e-repo-{name}"));
         let _ = std::fs::remove_dir_all(&work);
-        run(Command::new("bash")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../e2e/flux/monorepo.sh"
-            ))
-            .arg(&work)
-            .arg(clusters.to_string())
-            .env("MONOREPO_IMAGE", image)
-            .env("MONOREPO_POLICY_NS", policy_ns));
+        std::fs::create_dir_all(&work).unwrap();
+        fill(&work);
         let repo = Repo {
             url: format!("{}/{name}.git", lp.git_url),
             bare,
@@ -122,9 +131,15 @@ impl Repo {
         };
         git(&repo.work, &["init", "-q", "-b", "main"]);
         git(&repo.work, &["add", "-A"]);
-        git(&repo.work, &["commit", "-qm", "monorepo"]);
+        git(&repo.work, &["commit", "-qm", name]);
         git(&repo.work, &["push", "-q", &repo.url, "main"]);
         repo
+    }
+
+    /// Tags the clone's HEAD and pushes the tag.
+    pub fn push_tag(&self, tag: &str) {
+        git(&self.work, &["tag", tag]);
+        git(&self.work, &["push", "-q", &self.url, tag]);
     }
 
     /// Rewrites FILE in the clone with `edit`, commits and pushes over HTTP (so the Git host's
@@ -206,9 +221,22 @@ pub async fn field(
     name: &str,
     at: &str,
 ) -> Option<String> {
+    field_value(client, ns, kind, name, at)
+        .await?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// The value at JSON pointer `at` of a Flux object.
+pub async fn field_value(
+    client: &Client,
+    ns: &str,
+    kind: FluxKind,
+    name: &str,
+    at: &str,
+) -> Option<Value> {
     let obj = get(client, ns, kind, name).await?;
-    let v = serde_json::to_value(&obj).ok()?;
-    v.pointer(at)?.as_str().map(str::to_string)
+    serde_json::to_value(&obj).ok()?.pointer(at).cloned()
 }
 
 pub async fn ready(client: &Client, ns: &str, kind: FluxKind, name: &str) -> bool {

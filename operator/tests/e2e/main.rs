@@ -5,6 +5,7 @@
 mod cases;
 mod flux;
 mod flux_support;
+mod gitops;
 mod operator;
 mod rbac;
 mod schemas;

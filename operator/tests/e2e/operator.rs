@@ -161,7 +161,8 @@ async fn a_profile_becomes_ready_with_every_child_and_a_complete_status() {
     );
     assert_eq!(
         status.latency_budget.unwrap().image_to_deploy.expected,
-        "45s"
+        "40s",
+        "scan/2 + p = 30s + 10s"
     );
     assert!(
         !serde_json::to_string(&get_profile(&client, &ns).await)

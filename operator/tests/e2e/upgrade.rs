@@ -1,24 +1,125 @@
-//! Upgrading fluxtune in place: the previous release (e2e/previous-release, built by the test
-//! command) runs against live profiles, then the current build takes over.
+//! Upgrading fluxtune in place, as a user does: the previous release (e2e/previous-release, built
+//! by the test command) is installed with its own CRD and reconciles live profiles, then the
+//! current CRD and the current build replace it.
+//!
+//! The test swaps the cluster-wide CRD, so e2e/test-all.sh runs it on its own (`upgrade::`), before
+//! every other e2e test; it leaves the current CRD installed.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, path::PathBuf};
 
 use fluxtune::{api::FluxProfile, flux::FluxKind};
-use kube::{Api, ResourceExt, api::ListParams};
-use serde_json::json;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::{
+    Api, Client, ResourceExt,
+    api::{ApiResource, DynamicObject, ListParams, PostParams},
+};
+use serde_json::{Value, json};
 
-use crate::support::{self, Operator, PATIENCE, eventually};
+use crate::{
+    flux_support::run,
+    support::{self, Operator, PATIENCE, eventually},
+};
+
+const CRD: &str = "fluxprofiles.fluxtune.dev";
+
+/// The previous release's samples, copied by e2e/test-all.sh.
+fn previous_samples() -> Vec<Value> {
+    let dir = std::env::var_os("FLUXTUNE_E2E_PREVIOUS_SAMPLES").unwrap_or_else(|| {
+        panic!("the upgrade test needs the previous release's samples: run `bash e2e/test-all.sh`")
+    });
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let docs: Vec<Value> = files
+        .iter()
+        .flat_map(|f| {
+            serde_saphyr::from_multiple::<Value>(&std::fs::read_to_string(f).unwrap()).unwrap()
+        })
+        .filter(|d| !d.is_null())
+        .collect();
+    assert!(docs.len() >= 5, "{docs:?}");
+    docs
+}
+
+/// Installs `crd`'s spec as the FluxProfile CRD, replacing the whole spec (what `kubectl apply`
+/// of a release's deploy/ ends with) and keeping the installed metadata; waits until the API
+/// server serves it.
+async fn install_crd(client: &Client, crd: CustomResourceDefinition) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut installed = api.get(CRD).await.expect("deploy/ installed the CRD");
+    installed.spec = crd.spec;
+    api.replace(CRD, &PostParams::default(), &installed)
+        .await
+        .unwrap();
+    eventually("the CRD is established", PATIENCE, || async {
+        let c = api.get(CRD).await.ok()?;
+        let generation = c.metadata.generation;
+        let s = c.status?;
+        let established = s
+            .conditions?
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True");
+        (established && s.stored_versions.is_some() && generation.is_some()).then_some(())
+    })
+    .await;
+}
+
+async fn children(client: &Client, ns: &str) -> BTreeMap<String, DynamicObject> {
+    let mut all = BTreeMap::new();
+    for kind in FluxKind::ALL {
+        for o in support::dynamic_api(client, ns, kind)
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+        {
+            all.insert(format!("{}/{}", kind.kind(), o.name_any()), o);
+        }
+    }
+    all
+}
+
+/// Every profile in `ns` Ready for its current generation; returns them by name.
+async fn all_ready(client: &Client, ns: &str, what: &str) -> BTreeMap<String, FluxProfile> {
+    let api: Api<FluxProfile> = Api::namespaced(client.clone(), ns);
+    eventually(what, PATIENCE, || async {
+        let list = api.list(&ListParams::default()).await.ok()?;
+        let ready = |p: &FluxProfile| {
+            p.status.as_ref().is_some_and(|s| {
+                s.observed_generation == p.metadata.generation
+                    && s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True")
+            })
+        };
+        list.items
+            .iter()
+            .all(ready)
+            .then(|| list.items.into_iter().map(|p| (p.name_any(), p)).collect())
+    })
+    .await
+}
 
 #[tokio::test]
-async fn the_current_build_takes_over_from_the_previous_release_without_churn() {
-    let previous = support::previous_binary();
+async fn the_current_release_takes_over_from_the_previous_one_without_churn() {
     let client = support::client().await;
     let ns = support::namespace(&client, "upgrade").await;
-    support::webhook_secret(&client, &ns, "hook", "upgrade-token").await;
-    let profiles: Api<FluxProfile> = Api::namespaced(client.clone(), &ns);
-    let doc = json!({
+    for secret in ["hook", "kubeconf-webhook", "gitlab-webhook"] {
+        support::webhook_secret(&client, &ns, secret, "upgrade-token").await;
+    }
+
+    // The previous release, installed: its CRD, its profiles (its samples, as users copied them,
+    // and one more with every part a profile can have), its operator.
+    let previous = support::previous_binary();
+    let previous_crd: CustomResourceDefinition =
+        serde_saphyr::from_str(&run(std::process::Command::new(&previous).arg("crd"))).unwrap();
+    install_crd(&client, previous_crd).await;
+    let mut profiles = previous_samples();
+    profiles.push(json!({
         "apiVersion": "fluxtune.dev/v1alpha1", "kind": "FluxProfile",
-        "metadata": {"name": "cluster1", "namespace": ns},
+        "metadata": {"name": "every-part"},
         "spec": {
             "cluster": {"name": "cluster1"},
             "source": {"url": "https://git.example.com/acme/kubeconf.git"},
@@ -26,58 +127,71 @@ async fn the_current_build_takes_over_from_the_previous_release_without_churn() 
             "images": [{"name": "app", "repository": "ghcr.io/acme/app", "policy": {"semver": {"range": ">=1.0.0"}}}],
             "imageUpdate": {"author": {"name": "bot", "email": "bot@example.com"}}
         }
-    });
-    support::apply_as(&client, "e2e-user", &doc).await.unwrap();
-
-    let ready = || async {
-        let p = profiles.get("cluster1").await.ok()?;
-        let s = p.status.clone()?;
-        let ready = s
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
-        (ready && s.observed_generation == p.metadata.generation).then_some(p)
-    };
+    }));
+    for doc in &mut profiles {
+        doc["metadata"]["namespace"] = json!(ns);
+        support::apply_as(&client, "e2e-user", doc)
+            .await
+            .unwrap_or_else(|e| panic!("the previous CRD refuses {}: {e}", doc["metadata"]));
+    }
     let mut old = Operator::start_binary(previous, &ns, "previous", &[]);
     old.wait_ready().await;
-    let before = eventually(
-        "the previous release makes the profile Ready",
-        PATIENCE,
-        ready,
+    let before = all_ready(
+        &client,
+        &ns,
+        "the previous release makes every profile Ready",
     )
     .await;
-    let children = |client: kube::Client, ns: String| async move {
-        let mut all = BTreeMap::new();
-        for kind in FluxKind::ALL {
-            for o in support::dynamic_api(&client, &ns, kind)
-                .list(&ListParams::default())
-                .await
-                .unwrap()
-            {
-                all.insert(format!("{}/{}", kind.kind(), o.name_any()), o);
-            }
-        }
-        all
-    };
-    let old_children = children(client.clone(), ns.clone()).await;
-    assert_eq!(old_children.len(), 6, "{:?}", old_children.keys());
+    assert_eq!(before.len(), profiles.len());
+    let old_children = children(&client, &ns).await;
     old.stop();
+
+    // The upgrade: the current CRD, then the current build.
+    install_crd(&client, fluxtune::api::crd()).await;
+    // Profiles stored by the previous release are valid for the current CRD (a dry-run create
+    // validates every field; an update would let unchanged invalid fields through, by CRD
+    // validation ratcheting) and for the current offline validator (`fluxtune render`).
+    let validator = fluxtune::render::validate::Validator::new();
+    // Read raw, not through the current types, which would fill in their own defaults.
+    let raw: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &ns, &ApiResource::erase::<FluxProfile>(&()));
+    let api: Api<FluxProfile> = Api::namespaced(client.clone(), &ns);
+    for stored in raw.list(&ListParams::default()).await.unwrap() {
+        let name = stored.name_any();
+        let fresh = json!({
+            "apiVersion": "fluxtune.dev/v1alpha1", "kind": "FluxProfile",
+            "metadata": {"name": format!("{name}-copy"), "namespace": ns},
+            "spec": stored.data["spec"],
+        });
+        validator
+            .validate(&fresh)
+            .unwrap_or_else(|e| panic!("{name}: the current validator refuses it: {e:?}"));
+        let copy: FluxProfile = serde_json::from_value(fresh).unwrap();
+        api.create(
+            &PostParams {
+                dry_run: true,
+                ..Default::default()
+            },
+            &copy,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name}: the current CRD refuses it: {e}"));
+    }
 
     let new = Operator::start(&ns, "current");
     new.wait_ready().await;
-    // Wait until the new build has reconciled the profile at least once.
     eventually("the current build reconciles", PATIENCE, || async {
         (support::metric(
             &new.metrics().await,
             "fluxtune_reconciles_total",
             "result=\"ok\"",
-        ) >= 1)
+        ) >= before.len() as u64)
             .then_some(())
     })
     .await;
-    let after = eventually("the profile stays Ready", PATIENCE, ready).await;
+    let after = all_ready(&client, &ns, "every profile stays Ready").await;
 
-    let new_children = children(client.clone(), ns.clone()).await;
+    let new_children = children(&client, &ns).await;
     assert_eq!(
         old_children.keys().collect::<Vec<_>>(),
         new_children.keys().collect::<Vec<_>>()
@@ -96,68 +210,16 @@ async fn the_current_build_takes_over_from_the_previous_release_without_churn() 
             "{key} has other field managers: a conflict in the making"
         );
     }
-    let (before, after) = (before.status.unwrap(), after.status.unwrap());
-    assert_eq!(
-        before.inventory, after.inventory,
-        "the inventory is taken over"
-    );
+    for (name, b) in &before {
+        assert_eq!(
+            b.status.as_ref().unwrap().inventory,
+            after[name].status.as_ref().unwrap().inventory,
+            "{name}: the inventory is taken over"
+        );
+    }
     assert!(
         !new.logs().contains("conflict"),
         "the current build met a conflict:\n{}",
         new.logs()
     );
-}
-
-/// Profiles users wrote for the previous release (its samples) stay valid: the current offline
-/// validator and the current CRD in the API server both accept them, and the current build
-/// reconciles them to Ready.
-#[tokio::test]
-async fn profiles_written_for_the_previous_release_are_valid_for_the_current_crd() {
-    let dir = std::env::var_os("FLUXTUNE_E2E_PREVIOUS_SAMPLES").unwrap_or_else(|| {
-        panic!("the upgrade test needs the previous release's samples: run `bash e2e/test-all.sh`")
-    });
-    let client = support::client().await;
-    let ns = support::namespace(&client, "upgrade-samples").await;
-    for secret in ["kubeconf-webhook", "gitlab-webhook"] {
-        support::webhook_secret(&client, &ns, secret, "t").await;
-    }
-    let validator = fluxtune::render::validate::Validator::new();
-    let mut names = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    for file in files {
-        let text = std::fs::read_to_string(&file).unwrap();
-        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
-        for mut doc in docs.into_iter().filter(|d| !d.is_null()) {
-            doc["metadata"]["namespace"] = json!(ns);
-            validator.validate(&doc).unwrap_or_else(|e| {
-                panic!(
-                    "{}: the current validator refuses it: {e:?}",
-                    file.display()
-                )
-            });
-            support::apply_as(&client, "e2e-user", &doc)
-                .await
-                .unwrap_or_else(|e| panic!("{}: the current CRD refuses it: {e}", file.display()));
-            names.push(doc["metadata"]["name"].as_str().unwrap().to_string());
-        }
-    }
-    assert!(names.len() >= 5, "{names:?}");
-    let _op = Operator::start(&ns, "current");
-    let profiles: Api<FluxProfile> = Api::namespaced(client.clone(), &ns);
-    for name in names {
-        eventually(&format!("{name} Ready"), PATIENCE, || async {
-            let p = profiles.get(&name).await.ok()?;
-            let s = p.status?;
-            s.conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-                .then_some(())
-        })
-        .await;
-    }
 }
