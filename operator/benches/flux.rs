@@ -28,10 +28,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use flux_support::{
-    Loop, Repo, SETUP, TOKEN, config_value, deployed_image, field, field_value, get, git, profile,
-    run, secs, webhook_url,
+    Fleet, Loop, SETUP, config_value, deployed_image, field, field_value, get, git, run, secs,
 };
-use support::{Operator, eventually};
+use support::eventually;
 
 /// Samples of the event-driven and the interval-bound paths.
 const SAMPLES: u32 = 5;
@@ -109,29 +108,22 @@ async fn wait_revision(client: &Client, ns: &str, revision: u32, timeout: Durati
 /// Measure 1: Commit to deploy: a push changes cluster1's ConfigMap; the time until the cluster has it.
 async fn commit_to_deploy(client: &Client, lp: &Loop, class: &str) -> (Vec<Duration>, String) {
     let webhook = class == "Webhook";
-    let ns = support::namespace(client, &format!("bench-commit-{}", class.to_lowercase())).await;
-    let repo = Repo::create(lp, &ns, 3, "registry.example.com/acme/app", &ns);
-    let op = Operator::start(&ns, "bench-flux");
-    op.wait_ready().await;
-    let mut spec = json!({
-        "cluster": {"name": "cluster1"},
-        "source": {"url": repo.url},
-        "pollingClass": class,
-        "apply": {"wait": false, "targetNamespace": ns},
-    });
+    let fleet = Fleet::new(
+        client,
+        lp,
+        &format!("bench-commit-{}", class.to_lowercase()),
+        3,
+        false,
+    )
+    .await;
+    let mut spec = json!({"pollingClass": class});
     if webhook {
-        support::webhook_secret(client, &ns, "hook", TOKEN).await;
         spec["webhook"] = json!({"provider": "github", "secretRef": {"name": "hook"}});
     }
-    support::apply_as(client, "bench", &profile(&ns, "cluster1", spec))
-        .await
-        .expect("the profile is accepted");
-    if webhook {
-        let hook = webhook_url(client, lp, &ns, "cluster1").await;
-        repo.add_webhook(&hook, TOKEN);
-    }
-    wait_revision(client, &ns, 1, ONE_INTERVAL).await;
-    let (budget, _) = budget(client, &ns, "cluster1").await;
+    let _op = fleet.tune(client, lp, spec).await;
+    let (ns, repo) = (&fleet.ns, &fleet.repo);
+    wait_revision(client, ns, 1, ONE_INTERVAL).await;
+    let (budget, _) = budget(client, ns, "cluster1").await;
 
     let (samples, timeout) = if webhook {
         (SAMPLES, Duration::from_secs(30))
@@ -153,7 +145,7 @@ async fn commit_to_deploy(client: &Client, lp: &Loop, class: &str) -> (Vec<Durat
                 &format!("revision: \"{}\"", i + 1),
             )
         });
-        wait_revision(client, &ns, i + 1, timeout).await;
+        wait_revision(client, ns, i + 1, timeout).await;
         taken.push(t0.elapsed());
         eprintln!(
             "commit to deploy ({class}) sample {i}: {}",
@@ -166,56 +158,27 @@ async fn commit_to_deploy(client: &Client, lp: &Loop, class: &str) -> (Vec<Durat
 /// Measure 2: Image to deploy with the tuned profile: a new tag in the registry, no scan requested; the
 /// time until the cluster's Deployment runs it.
 async fn image_to_deploy(client: &Client, lp: &Loop) -> (Vec<ImageSample>, String) {
-    let ns = support::namespace(client, "bench-image").await;
-    let image = format!("{}/{ns}/app", lp.registry);
-    lp.push_image(&image, "1.0.0");
-    let repo = Repo::create(lp, &ns, 3, &image, &ns);
-    support::webhook_secret(client, &ns, "hook", TOKEN).await;
-    let op = Operator::start(&ns, "bench-flux");
-    op.wait_ready().await;
-    support::apply_as(
-        client,
-        "bench",
-        &profile(
-            &ns,
-            "cluster1",
+    let fleet = Fleet::new(client, lp, "bench-image", 3, true).await;
+    let (ns, image) = (&fleet.ns, &fleet.image);
+    let _op = fleet
+        .tune(
+            client,
+            lp,
             json!({
-                "cluster": {"name": "cluster1"},
-                "source": {"url": repo.url},
                 "pollingClass": "Webhook",
                 "webhook": {"provider": "github", "secretRef": {"name": "hook"}},
                 "images": [{"name": "app", "repository": image, "policy": {"semver": {"range": ">=1.0.0"}}}],
                 "imageUpdate": {"author": {"name": "fluxtune-bot", "email": "bot@fluxtune.local"}},
-                "apply": {"wait": false, "targetNamespace": ns},
             }),
-        ),
-    )
-    .await
-    .expect("the profile is accepted");
-    let hook = webhook_url(client, lp, &ns, "cluster1").await;
-    repo.add_webhook(&hook, TOKEN);
-    let (_, budget) = budget(client, &ns, "cluster1").await;
-    let first = format!("{image}:1.0.0");
-    eventually("the first apply", ONE_INTERVAL, || async {
-        (deployed_image(client, &ns).await.as_deref() == Some(first.as_str())).then_some(())
-    })
-    .await;
-    eventually("ImagePolicy at 1.0.0", ONE_INTERVAL, || {
-        field(
-            client,
-            &ns,
-            FluxKind::ImagePolicy,
-            "cluster1-app",
-            "/status/latestRef/tag",
         )
-    })
-    .await;
+        .await;
+    let (_, budget) = budget(client, ns, "cluster1").await;
 
     let samples = image_samples(
         client,
         lp,
-        &ns,
-        &image,
+        ns,
+        image,
         SAMPLES,
         Duration::from_secs(60),
         "tuned",
@@ -228,10 +191,8 @@ async fn image_to_deploy(client: &Client, lp: &Loop) -> (Vec<ImageSample>, Strin
 /// automation guide (GitRepository 1m, Kustomization 10m, ImageRepository 5m,
 /// ImageUpdateAutomation 30m, no Receiver), hand-written, not rendered by fluxtune.
 async fn image_to_deploy_defaults(client: &Client, lp: &Loop) -> Vec<ImageSample> {
-    let ns = support::namespace(client, "bench-defaults").await;
-    let image = format!("{}/{ns}/app", lp.registry);
-    lp.push_image(&image, "1.0.0");
-    let repo = Repo::create(lp, &ns, 3, &image, &ns);
+    let fleet = Fleet::new(client, lp, "bench-defaults", 3, true).await;
+    let (ns, image, repo) = (&fleet.ns, &fleet.image, &fleet.repo);
     let meta = |name: &str| json!({"name": name, "namespace": ns});
     for object in [
         json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository", "metadata": meta("flux-system"),
@@ -253,26 +214,11 @@ async fn image_to_deploy_defaults(client: &Client, lp: &Loop) -> Vec<ImageSample
     ] {
         support::apply_as(client, "bench", &object).await.unwrap();
     }
-    let first = format!("{image}:1.0.0");
-    eventually("the first apply (defaults)", ONE_INTERVAL, || async {
-        (deployed_image(client, &ns).await.as_deref() == Some(first.as_str())).then_some(())
-    })
-    .await;
-    eventually("ImagePolicy at 1.0.0 (defaults)", ONE_INTERVAL, || {
-        field(
-            client,
-            &ns,
-            FluxKind::ImagePolicy,
-            "cluster1-app",
-            "/status/latestRef/tag",
-        )
-    })
-    .await;
     image_samples(
         client,
         lp,
-        &ns,
-        &image,
+        ns,
+        image,
         DEFAULTS_SAMPLES,
         Duration::from_secs(300),
         "Flux defaults",
@@ -289,7 +235,7 @@ struct ImageSample {
     processing: Duration,
 }
 
-/// Pushes `samples` new tags of IMAGE (1.0.1, 1.0.2, ...), each after a random pause of up to one
+/// Once 1.0.0 is deployed, pushes `samples` new tags of IMAGE (1.0.1, 1.0.2, ...), each after a random pause of up to one
 /// scan interval so that pushes land at every phase of the scan, and times each until the
 /// Deployment `app` runs it. The ImageRepository is `cluster1-app` in both setups.
 async fn image_samples(
@@ -311,6 +257,28 @@ async fn image_samples(
         )
     };
     let first = format!("{image}:1.0.0");
+    eventually(
+        &format!("the first apply ({setup})"),
+        ONE_INTERVAL,
+        || async {
+            (deployed_image(client, ns).await.as_deref() == Some(first.as_str())).then_some(())
+        },
+    )
+    .await;
+    eventually(
+        &format!("ImagePolicy at 1.0.0 ({setup})"),
+        ONE_INTERVAL,
+        || {
+            field(
+                client,
+                ns,
+                FluxKind::ImagePolicy,
+                "cluster1-app",
+                "/status/latestRef/tag",
+            )
+        },
+    )
+    .await;
     let mut taken = Vec::new();
     for i in 1..=samples {
         tokio::time::sleep(random_pause(scan_interval)).await;
@@ -502,8 +470,8 @@ struct ArtifactRow {
 /// checkout, copied from what the operator rendered) against a plain one, each created anew and
 /// timed from creation to Ready at the head commit.
 async fn artifacts(client: &Client, lp: &Loop) -> (ArtifactRow, ArtifactRow, u64, usize) {
-    let ns = support::namespace(client, "bench-artifact").await;
-    let repo = Repo::create(lp, &ns, 50, "registry.example.com/acme/app", &ns);
+    let fleet = Fleet::new(client, lp, "bench-artifact", 50, false).await;
+    let (ns, repo) = (&fleet.ns, &fleet.repo);
     pad_tree(&repo.work, &repo.work);
     git(&repo.work, &["commit", "-qam", "realistic manifests"]);
     git(&repo.work, &["push", "-q", &repo.url, "main"]);
@@ -518,26 +486,11 @@ async fn artifacts(client: &Client, lp: &Loop) -> (ArtifactRow, ArtifactRow, u64
         "padded monorepo: {repo_files} files, {repo_bytes} bytes; cluster1/deployment.yaml {deployment} bytes"
     );
 
-    let op = Operator::start(&ns, "bench-flux");
-    op.wait_ready().await;
-    support::apply_as(
-        client,
-        "bench",
-        &profile(
-            &ns,
-            "cluster1",
-            json!({
-                "cluster": {"name": "cluster1"},
-                "source": {"url": repo.url},
-                "pollingClass": "Poll",
-                "apply": {"wait": false, "targetNamespace": ns},
-            }),
-        ),
-    )
-    .await
-    .expect("the profile is accepted");
+    let op = fleet
+        .tune(client, lp, json!({"pollingClass": "Poll"}))
+        .await;
     let rendered = eventually("fluxtune's GitRepository", SETUP, || async {
-        let obj = get(client, &ns, FluxKind::GitRepository, "cluster1").await?;
+        let obj = get(client, ns, FluxKind::GitRepository, "cluster1").await?;
         obj.data.get("spec").cloned()
     })
     .await;
@@ -546,7 +499,7 @@ async fn artifacts(client: &Client, lp: &Loop) -> (ArtifactRow, ArtifactRow, u64
         json!({"interval": rendered["interval"], "url": repo.url, "ref": {"branch": "main"}});
     // Suspend fluxtune's own: only the copies below reconcile while they are timed.
     drop(op);
-    let api = support::dynamic_api(client, &ns, FluxKind::GitRepository);
+    let api = support::dynamic_api(client, ns, FluxKind::GitRepository);
     let _ = api.delete("cluster1", &DeleteParams::default()).await;
 
     let mut rows = Vec::new();
@@ -565,7 +518,7 @@ async fn artifacts(client: &Client, lp: &Loop) -> (ArtifactRow, ArtifactRow, u64
             let t0 = Instant::now();
             api.create(&PostParams::default(), &obj).await.unwrap();
             url = eventually(&format!("{name} Ready at {head}"), SETUP, || async {
-                let o = get(client, &ns, FluxKind::GitRepository, &name).await?;
+                let o = get(client, ns, FluxKind::GitRepository, &name).await?;
                 let v: Value = serde_json::to_value(&o).ok()?;
                 let ready = v
                     .pointer("/status/conditions")?

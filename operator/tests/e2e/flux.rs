@@ -19,8 +19,8 @@ use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 use crate::flux_support::{
-    Loop, Repo, SETUP, TOKEN, artifact_of, artifact_paths, config_value, deployed_image, field,
-    get, profile, ready, run, secs, webhook_url,
+    Fleet, Loop, Repo, SETUP, TOKEN, artifact_of, artifact_paths, config_value, deployed_image,
+    field, get, profile, ready, run, secs,
 };
 use crate::support::{self, Operator, eventually};
 
@@ -31,42 +31,30 @@ const EVENT_DRIVEN: Duration = Duration::from_secs(15);
 async fn a_push_reaches_the_cluster_through_the_receiver_within_seconds() {
     let lp = Loop::from_env();
     let client = support::client().await;
-    let ns = support::namespace(&client, "flux-webhook").await;
-    let repo = Repo::create(&lp, &ns, 3, "registry.example.com/acme/app", &ns);
-    support::webhook_secret(&client, &ns, "hook", TOKEN).await;
-    let op = Operator::start(&ns, "flux-webhook");
-    op.wait_ready().await;
-    support::apply_as(
-        &client,
-        "e2e-user",
-        &profile(
-            &ns,
-            "cluster1",
+    let fleet = Fleet::new(&client, &lp, "flux-webhook", 3, false).await;
+    let _op = fleet
+        .tune(
+            &client,
+            &lp,
             json!({
-                "cluster": {"name": "cluster1"},
-                "source": {"url": repo.url},
                 "pollingClass": "Webhook",
                 "webhook": {"provider": "github", "secretRef": {"name": "hook"}},
-                "apply": {"wait": false, "targetNamespace": ns},
             }),
-        ),
-    )
-    .await
-    .expect("the profile is accepted");
+        )
+        .await;
+    let (ns, repo) = (&fleet.ns, &fleet.repo);
 
-    artifact_of(&client, &ns, "cluster1", &repo.head(), SETUP).await;
+    artifact_of(&client, ns, "cluster1", &repo.head(), SETUP).await;
     for kind in [FluxKind::GitRepository, FluxKind::Kustomization] {
-        let interval = field(&client, &ns, kind, "cluster1", "/spec/interval").await;
+        let interval = field(&client, ns, kind, "cluster1", "/spec/interval").await;
         assert_eq!(
             interval.as_deref(),
             Some("1h"),
             "{kind:?} interval: only the webhook makes this fast"
         );
     }
-    let hook = webhook_url(&client, &lp, &ns, "cluster1").await;
-    repo.add_webhook(&hook, TOKEN);
     eventually("the first apply", SETUP, || async {
-        (config_value(&client, &ns, "cluster1-config", "revision")
+        (config_value(&client, ns, "cluster1-config", "revision")
             .await
             .as_deref()
             == Some("1"))
@@ -78,10 +66,10 @@ async fn a_push_reaches_the_cluster_through_the_receiver_within_seconds() {
     let commit = repo.push_change("cluster1/configmap.yaml", |t| {
         t.replace("revision: \"1\"", "revision: \"2\"")
     });
-    artifact_of(&client, &ns, "cluster1", &commit, EVENT_DRIVEN).await;
+    artifact_of(&client, ns, "cluster1", &commit, EVENT_DRIVEN).await;
     let fetched = t0.elapsed();
     eventually("the change applied", EVENT_DRIVEN, || async {
-        (config_value(&client, &ns, "cluster1-config", "revision")
+        (config_value(&client, ns, "cluster1-config", "revision")
             .await
             .as_deref()
             == Some("2"))
@@ -99,7 +87,7 @@ async fn a_push_reaches_the_cluster_through_the_receiver_within_seconds() {
     // controller records that it handled it.
     let requested = field(
         &client,
-        &ns,
+        ns,
         FluxKind::GitRepository,
         "cluster1",
         "/metadata/annotations/reconcile.fluxcd.io~1requestedAt",
@@ -108,7 +96,7 @@ async fn a_push_reaches_the_cluster_through_the_receiver_within_seconds() {
     .expect("the Receiver annotated the GitRepository");
     let handled = field(
         &client,
-        &ns,
+        ns,
         FluxKind::GitRepository,
         "cluster1",
         "/status/lastHandledReconcileAt",
@@ -213,26 +201,17 @@ async fn the_artifact_holds_only_the_clusters_own_and_shared_folders() {
 async fn a_new_image_tag_reaches_the_cluster_through_the_whole_chain() {
     let lp = Loop::from_env();
     let client = support::client().await;
-    let ns = support::namespace(&client, "flux-images").await;
-    let image = format!("{}/{ns}/app", lp.registry);
-    lp.push_image(&image, "1.0.0");
-    let repo = Repo::create(&lp, &ns, 3, &image, &ns);
+    let fleet = Fleet::new(&client, &lp, "flux-images", 3, true).await;
+    let (ns, image, repo) = (&fleet.ns, &fleet.image, &fleet.repo);
     // A marker for cluster1's policy outside cluster1/: update.path must keep the automation away.
     repo.push_change("cluster2/deployment.yaml", |t| {
         t.replace(&format!("{ns}:cluster2-app"), &format!("{ns}:cluster1-app"))
     });
-    support::webhook_secret(&client, &ns, "hook", TOKEN).await;
-    let op = Operator::start(&ns, "flux-images");
-    op.wait_ready().await;
-    support::apply_as(
-        &client,
-        "e2e-user",
-        &profile(
-            &ns,
-            "cluster1",
+    let _op = fleet
+        .tune(
+            &client,
+            &lp,
             json!({
-                "cluster": {"name": "cluster1"},
-                "source": {"url": repo.url},
                 "pollingClass": "Webhook",
                 "webhook": {"provider": "github", "secretRef": {"name": "hook"}},
                 "images": [{"name": "app", "repository": image, "policy": {"semver": {"range": ">=1.0.0"}}}],
@@ -240,23 +219,18 @@ async fn a_new_image_tag_reaches_the_cluster_through_the_whole_chain() {
                     "author": {"name": "fluxtune-bot", "email": "bot@fluxtune.local"},
                     "messageTemplate": "chore(cluster1): update images",
                 },
-                "apply": {"wait": false, "targetNamespace": ns},
             }),
-        ),
-    )
-    .await
-    .expect("the profile is accepted");
-    let hook = webhook_url(&client, &lp, &ns, "cluster1").await;
-    repo.add_webhook(&hook, TOKEN);
+        )
+        .await;
     let first = format!("{image}:1.0.0");
     eventually("the first apply", SETUP, || async {
-        (deployed_image(&client, &ns).await.as_deref() == Some(first.as_str())).then_some(())
+        (deployed_image(&client, ns).await.as_deref() == Some(first.as_str())).then_some(())
     })
     .await;
     eventually("ImagePolicy at 1.0.0", SETUP, || {
         field(
             &client,
-            &ns,
+            ns,
             FluxKind::ImagePolicy,
             "cluster1-app",
             "/status/latestRef/tag",
@@ -268,7 +242,7 @@ async fn a_new_image_tag_reaches_the_cluster_through_the_whole_chain() {
     // Stands in for the ImageRepository's scan interval (1m), the one poll left in the chain.
     let t0 = Instant::now();
     let now = format!("{:?}", std::time::SystemTime::now());
-    support::dynamic_api(&client, &ns, FluxKind::ImageRepository)
+    support::dynamic_api(&client, ns, FluxKind::ImageRepository)
         .patch(
             "cluster1-app",
             &PatchParams::default(),
@@ -281,7 +255,7 @@ async fn a_new_image_tag_reaches_the_cluster_through_the_whole_chain() {
     eventually("ImagePolicy at 1.0.1", EVENT_DRIVEN, || async {
         let tag = field(
             &client,
-            &ns,
+            ns,
             FluxKind::ImagePolicy,
             "cluster1-app",
             "/status/latestRef/tag",
@@ -300,7 +274,7 @@ async fn a_new_image_tag_reaches_the_cluster_through_the_whole_chain() {
     .await;
     let committed = t0.elapsed();
     eventually("1.0.1 applied", EVENT_DRIVEN, || async {
-        (deployed_image(&client, &ns).await.as_deref() == Some(second.as_str())).then_some(())
+        (deployed_image(&client, ns).await.as_deref() == Some(second.as_str())).then_some(())
     })
     .await;
     let applied = t0.elapsed();

@@ -14,7 +14,7 @@ use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap};
 use kube::{Api, Client, api::DynamicObject};
 use serde_json::{Value, json};
 
-use crate::support::{self, eventually};
+use crate::support::{self, Operator, eventually};
 
 pub const TOKEN: &str = "flux-in-the-loop-token";
 /// For setup steps (first clone, first scan): a liveness bound only.
@@ -193,6 +193,61 @@ impl Drop for Repo {
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.work);
         }
+    }
+}
+
+/// One test's corner of the loop: a namespace of its own and a monorepo of `clusters` clusters on
+/// the Git host whose Deployments run `image`.
+pub struct Fleet {
+    pub ns: String,
+    /// `REGISTRY/NS/app` with tag 1.0.0 pushed, or a registry nothing scans.
+    pub image: String,
+    pub repo: Repo,
+}
+
+impl Fleet {
+    pub async fn new(client: &Client, lp: &Loop, test: &str, clusters: u32, images: bool) -> Fleet {
+        let ns = support::namespace(client, test).await;
+        let image = if images {
+            let image = format!("{}/{ns}/app", lp.registry);
+            lp.push_image(&image, "1.0.0");
+            image
+        } else {
+            "registry.example.com/acme/app".to_string()
+        };
+        let repo = Repo::create(lp, &ns, clusters, &image, &ns);
+        Fleet { ns, image, repo }
+    }
+
+    /// `fluxtune run` on the namespace, and the FluxProfile `cluster1` for the monorepo's cluster1:
+    /// `spec` on top of the source and `apply: {wait: false, targetNamespace: NS}` (no Pod runs
+    /// here, so nothing would become healthy). A webhook in `spec` gets its Secret (token
+    /// TOKEN) first, and its Receiver's URL is registered with the Git host after.
+    pub async fn tune(&self, client: &Client, lp: &Loop, spec: Value) -> Operator {
+        let secret = spec
+            .pointer("/webhook/secretRef/name")
+            .and_then(Value::as_str);
+        if let Some(secret) = secret {
+            support::webhook_secret(client, &self.ns, secret, TOKEN).await;
+        }
+        let op = Operator::start(&self.ns, "cluster1");
+        op.wait_ready().await;
+        let mut full = json!({
+            "cluster": {"name": "cluster1"},
+            "source": {"url": self.repo.url},
+            "apply": {"wait": false, "targetNamespace": self.ns},
+        });
+        full.as_object_mut()
+            .unwrap()
+            .extend(spec.as_object().unwrap().clone());
+        support::apply_as(client, "e2e-user", &profile(&self.ns, "cluster1", full))
+            .await
+            .expect("the profile is accepted");
+        if secret.is_some() {
+            let hook = webhook_url(client, lp, &self.ns, "cluster1").await;
+            self.repo.add_webhook(&hook, TOKEN);
+        }
+        op
     }
 }
 
