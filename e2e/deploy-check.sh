@@ -69,6 +69,9 @@ for flux in gitrepositories.source.toolkit.fluxcd.io kustomizations.kustomize.to
   for verb in get list watch create patch delete; do
     allowed+=("$verb $flux any")
   done
+  for verb in list watch; do
+    allowed+=("$verb customresourcedefinitions.apiextensions.k8s.io/$flux")
+  done
 done
 
 # What it must not be able to do: writes to what it only reads, verbs it never uses, other
@@ -89,6 +92,9 @@ denied=(
   "delete events.events.k8s.io any"
   "get customresourcedefinitions.apiextensions.k8s.io"
   "list customresourcedefinitions.apiextensions.k8s.io"
+  "watch customresourcedefinitions.apiextensions.k8s.io"
+  "watch customresourcedefinitions.apiextensions.k8s.io/fluxprofiles.fluxtune.dev"
+  "watch customresourcedefinitions.apiextensions.k8s.io/helmreleases.helm.toolkit.fluxcd.io"
   "get customresourcedefinitions.apiextensions.k8s.io/helmreleases.helm.toolkit.fluxcd.io"
   "patch customresourcedefinitions.apiextensions.k8s.io/fluxprofiles.fluxtune.dev"
   "delete namespaces"

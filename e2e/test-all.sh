@@ -54,12 +54,14 @@ bash e2e/deploy-check.sh "$state/kubeconfig" "$FLUXTUNE_KUBECTL" "$state/operato
 export FLUXTUNE_E2E_KUBECONFIG="$state/kubeconfig" FLUXTUNE_E2E_OPERATOR_KUBECONFIG="$state/operator.kubeconfig"
 e2e() { cargo test --locked --features e2e --test e2e -- "$@"; }
 
-section "upgrade: the previous release with its CRD, then the current CRD and build"
-# Alone: it swaps the cluster-wide CRD under live profiles.
-FLUXTUNE_E2E_PREVIOUS_BIN="$previous_bin" FLUXTUNE_E2E_PREVIOUS_SAMPLES="$previous_samples" e2e upgrade::
+section "e2e, one at a time: tests that change CRDs every other test uses"
+# upgrade::: the previous release with its CRD, then the current CRD and build, under live
+# profiles; flux_install::: a Flux CRD deleted, then installed while the operator runs.
+FLUXTUNE_E2E_PREVIOUS_BIN="$previous_bin" FLUXTUNE_E2E_PREVIOUS_SAMPLES="$previous_samples" \
+  e2e upgrade:: flux_install:: --test-threads=1
 
 section "e2e: the real kube-apiserver, the real Flux CRDs, fluxtune run as a process"
-e2e --skip upgrade:: --skip flux:: --skip gitops::
+e2e --skip upgrade:: --skip flux_install:: --skip flux:: --skip gitops::
 
 section "Flux in the loop: the five Flux controllers, a Git host with webhooks, an OCI registry"
 bash e2e/controlplane.sh flux-up "$state"

@@ -1,9 +1,18 @@
-//! Which Flux CRDs are installed, and which optional fields they have, detected at start.
+//! Which Flux CRDs are installed, and which optional fields they have: detected at start, and
+//! watched, so that installing or upgrading Flux after fluxtune needs no restart.
 
 use std::collections::BTreeSet;
 
+use futures::{StreamExt, stream};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::{Api, Client};
+use kube::{
+    Api, Client,
+    api::PartialObjectMeta,
+    runtime::{
+        WatchStreamExt,
+        watcher::{self, watcher},
+    },
+};
 use tracing::{info, warn};
 
 use crate::{
@@ -49,7 +58,7 @@ pub async fn detect(client: &Client) -> Result<FluxInstall> {
             warn!(
                 crd = kind.crd_name(),
                 version = ar.version,
-                "Flux CRD not installed: profiles that need {} report FluxCRDMissing until fluxtune restarts with it installed",
+                "Flux CRD not installed: profiles that need {} report FluxCRDMissing until it is",
                 kind.kind()
             );
             continue;
@@ -71,4 +80,48 @@ pub async fn detect(client: &Client) -> Result<FluxInstall> {
     };
     info!(kinds = ?install.kinds, sparse_checkout, "detected Flux CRDs");
     Ok(install)
+}
+
+/// Resolves with the new install once the Flux CRDs differ from `current`: a kind installed or
+/// removed, or GitRepository gaining `sparseCheckout` (a Flux upgrade). One metadata watch per
+/// CRD, by name (RBAC grants list and watch on these names only); a change to any of them, or a
+/// CRD whose presence differs from `current` when its watch starts, re-reads all of them.
+pub async fn changed(client: &Client, current: &FluxInstall) -> Result<FluxInstall> {
+    let api: Api<PartialObjectMeta<CustomResourceDefinition>> = Api::all(client.clone());
+    let mut events = stream::select_all(FluxKind::ALL.into_iter().map(|kind| {
+        let config =
+            watcher::Config::default().fields(&format!("metadata.name={}", kind.crd_name()));
+        watcher(api.clone(), config)
+            .default_backoff()
+            .map(move |event| (kind, event))
+            .boxed()
+    }));
+    let mut listed = BTreeSet::new();
+    while let Some((kind, event)) = events.next().await {
+        let look = match event {
+            Ok(watcher::Event::Init) => {
+                listed.remove(&kind);
+                false
+            }
+            Ok(watcher::Event::InitApply(_)) => {
+                listed.insert(kind);
+                false
+            }
+            Ok(watcher::Event::InitDone) => listed.contains(&kind) != current.kinds.contains(&kind),
+            Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) => true,
+            // The watcher retries with backoff; the install stays as it is meanwhile.
+            Err(e) => {
+                warn!(crd = kind.crd_name(), error = %e, "watching a Flux CRD");
+                false
+            }
+        };
+        if look {
+            let install = detect(client).await?;
+            if install != *current {
+                return Ok(install);
+            }
+        }
+    }
+    // select_all of watchers, which retry forever, does not end.
+    std::future::pending().await
 }

@@ -69,7 +69,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         None
     };
 
-    let controller = controller(client, install, metrics, &opts, health.clone());
+    let controller = controllers(client, install, metrics, &opts, health.clone());
     let result = match leadership {
         Some(mut leadership) => {
             let result = tokio::select! {
@@ -84,6 +84,41 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     let _ = stop_http.send(());
     let _ = server.await;
     result
+}
+
+/// The controller for the Flux install found, started afresh whenever the install changes (Flux
+/// installed or upgraded after fluxtune): it watches and caches each installed kind, so a new
+/// kind needs a new controller. Profiles are all reconciled again at the start; the ones already
+/// as rendered cost no write.
+async fn controllers(
+    client: Client,
+    mut install: capabilities::FluxInstall,
+    metrics: Arc<Metrics>,
+    opts: &RunOptions,
+    health: Health,
+) -> Result<()> {
+    loop {
+        let running = controller(
+            client.clone(),
+            install.clone(),
+            metrics.clone(),
+            opts,
+            health.clone(),
+        );
+        tokio::select! {
+            result = running => return result,
+            changed = capabilities::changed(&client, &install) => {
+                let changed = changed?;
+                info!(
+                    before = ?install.kinds,
+                    after = ?changed.kinds,
+                    sparse_checkout = changed.caps.sparse_checkout,
+                    "the Flux CRDs changed: restarting the controller with them"
+                );
+                install = changed;
+            }
+        }
+    }
 }
 
 async fn controller(

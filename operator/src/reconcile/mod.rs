@@ -39,7 +39,8 @@ use status::Observation;
 
 /// The backstop: drift and changes arrive as watch events, this only catches what a watch missed.
 const RESYNC: Duration = Duration::from_secs(3600);
-/// A missing Flux CRD needs an install and a restart; look again rarely, never in a hot loop.
+/// A missing Flux CRD needs an install, which restarts the controller (controller.rs
+/// `controllers`); until then, look again rarely, never in a hot loop.
 const CRD_MISSING_RECHECK: Duration = Duration::from_secs(600);
 
 pub struct Context {
@@ -110,7 +111,7 @@ impl Blocker {
             }
             Blocker::WebhookTokenMissing(s) => format!("webhook Secret {s:?} has no \"token\" key"),
             Blocker::FluxCrdMissing(crds) => format!(
-                "Flux CRDs not installed: {}; install Flux, then restart fluxtune",
+                "Flux CRDs not installed: {}; install them (fluxtune picks them up without a restart)",
                 crds.join(", ")
             ),
             Blocker::NameConflict(objects) => format!(

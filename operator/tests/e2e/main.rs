@@ -4,6 +4,7 @@
 #[path = "../cases/mod.rs"]
 mod cases;
 mod flux;
+mod flux_install;
 mod flux_support;
 mod gitops;
 mod operator;

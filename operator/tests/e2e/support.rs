@@ -269,6 +269,14 @@ impl Operator {
         self.spawn();
     }
 
+    /// The same process is still running (it never exited since it was started).
+    #[allow(dead_code)]
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     /// For the benchmark's RSS readings.
     #[allow(dead_code)]
     pub fn pid(&self) -> Option<u32> {
