@@ -111,23 +111,16 @@ async fn the_current_release_takes_over_from_the_previous_one_without_churn() {
     }
 
     // The previous release, installed: its CRD, its profiles (its samples, as users copied them,
-    // and one more with every part a profile can have), its operator.
+    // and one with every part a profile can have, the invalid-input tests' valid base), its
+    // operator.
     let previous = support::previous_binary();
     let previous_crd: CustomResourceDefinition =
         serde_saphyr::from_str(&run(std::process::Command::new(&previous).arg("crd"))).unwrap();
     install_crd(&client, previous_crd).await;
     let mut profiles = previous_samples();
-    profiles.push(json!({
-        "apiVersion": "fluxtune.dev/v1alpha1", "kind": "FluxProfile",
-        "metadata": {"name": "every-part"},
-        "spec": {
-            "cluster": {"name": "cluster1"},
-            "source": {"url": "https://git.example.com/acme/kubeconf.git"},
-            "webhook": {"provider": "github", "secretRef": {"name": "hook"}},
-            "images": [{"name": "app", "repository": "ghcr.io/acme/app", "policy": {"semver": {"range": ">=1.0.0"}}}],
-            "imageUpdate": {"author": {"name": "bot", "email": "bot@example.com"}}
-        }
-    }));
+    let mut every_part = crate::cases::valid();
+    every_part["metadata"]["name"] = json!("every-part");
+    profiles.push(every_part);
     for doc in &mut profiles {
         doc["metadata"]["namespace"] = json!(ns);
         support::apply_as(&client, "e2e-user", doc)
