@@ -380,3 +380,41 @@ async fn a_flux_health_check_fails_fast_on_a_stalled_profile_and_recovers() {
     )
     .await;
 }
+
+/// Every folder a profile keeps must exist: with `sparseCheckout`, source-controller fails the
+/// fetch when a listed folder is missing (flux-facts.md), and the GitRepository says which. Once
+/// the folder is committed, the next fetch succeeds. This pins the Flux behaviour the README's
+/// advice ("create `library/` first") rests on.
+#[tokio::test]
+async fn a_missing_shared_folder_fails_the_fetch_until_it_is_committed() {
+    let lp = Loop::from_env();
+    let client = support::client().await;
+    let fleet = Fleet::new(&client, &lp, "flux-missing-folder", 3, false).await;
+    let (ns, repo) = (&fleet.ns, &fleet.repo);
+    let _op = fleet
+        .tune(
+            &client,
+            &lp,
+            json!({
+                "pollingClass": "Webhook",
+                "webhook": {"provider": "github", "secretRef": {"name": "hook"}},
+                "cluster": {"name": "cluster1", "sharedPaths": ["library", "platform"]},
+            }),
+        )
+        .await;
+    let message = eventually("the fetch fails", SETUP, || async {
+        let repo = get(&client, ns, FluxKind::GitRepository, "cluster1").await?;
+        let conditions = repo.data.pointer("/status/conditions")?.as_array()?.clone();
+        conditions
+            .iter()
+            .find(|c| c["type"] == "Ready" && c["status"] == "False")
+            .map(|c| c["message"].as_str().unwrap_or_default().to_string())
+            .filter(|m| m.contains("platform"))
+    })
+    .await;
+    eprintln!("GitRepository with a missing sparse folder: {message}");
+
+    let commit = repo.push_file("platform/kustomization.yaml", "resources: []\n");
+    artifact_of(&client, ns, "cluster1", &commit, EVENT_DRIVEN).await;
+    assert!(ready(&client, ns, FluxKind::GitRepository, "cluster1").await);
+}
