@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The operator benchmark on a fresh local control plane (results: docs/benchmarks.md).
+# The operator benchmark on a fresh local control plane (results: docs/benchmarks.md); the
+# operator runs as deploy/'s ServiceAccount, as in the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash e2e/controlplane.sh build
-state=$(mktemp -d "${TMPDIR:-/tmp}/fluxtune-bench.XXXXXX")
-trap 'bash e2e/controlplane.sh down "$state"; rm -rf "$state"' EXIT
-bash e2e/controlplane.sh up "$state"
-FLUXTUNE_E2E_KUBECONFIG="$state/kubeconfig" cargo bench --locked --features e2e --bench operator
+# shellcheck source=e2e/throwaway.sh
+source e2e/throwaway.sh
+throwaway_controlplane bench
+cargo bench --locked --features e2e --bench operator

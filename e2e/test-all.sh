@@ -10,6 +10,8 @@ section() { printf '\n=== %s\n' "$*"; }
 section "lint"
 cargo fmt --all --check
 cargo clippy --all-targets --all-features --locked -- -D warnings
+command -v shellcheck >/dev/null || { echo "lint: shellcheck is not installed (Debian: apt-get install shellcheck)" >&2; exit 1; }
+shellcheck -x e2e/*.sh e2e/flux/*.sh e2e/tools/*/*.sh .ci/run
 
 section "unit, golden, property and real-git tests"
 cargo test --locked
@@ -28,30 +30,11 @@ cp -r "$previous_src/samples" "$previous_samples"
 git worktree remove --force "$previous_src"
 echo "built $previous_name ($previous_commit)"
 
-section "control plane"
-bash e2e/controlplane.sh build
-bash e2e/controlplane.sh build-flux
-state=$(mktemp -d "${TMPDIR:-/tmp}/fluxtune-e2e.XXXXXX")
-cleanup() {
-  local rc=$?
-  if [[ $rc -ne 0 ]]; then bash e2e/controlplane.sh logs "$state" || true; fi
-  bash e2e/controlplane.sh down "$state" || true
-  rm -rf "$state"
-  exit "$rc"
-}
-trap cleanup EXIT
-bash e2e/controlplane.sh up "$state"
-
-section "deploy/: applied server-side; the operator under test runs as its ServiceAccount"
-# shellcheck disable=SC1091
-source "$state/env"
-# Applies deploy/ as users do and asks the API server (`auth can-i`) every grant it must and
-# must not have.
-# It also writes a kubeconfig with a TokenRequest token of deploy/'s ServiceAccount: every operator
-# process started from here has exactly the permissions deploy/ grants, no more.
-bash e2e/deploy-check.sh "$state/kubeconfig" "$FLUXTUNE_KUBECTL" "$state/operator.kubeconfig" >/dev/null
-
-export FLUXTUNE_E2E_KUBECONFIG="$state/kubeconfig" FLUXTUNE_E2E_OPERATOR_KUBECONFIG="$state/operator.kubeconfig"
+section "control plane; deploy/ applied server-side, its RBAC checked (auth can-i)"
+# shellcheck source=e2e/throwaway.sh
+source e2e/throwaway.sh
+# The operators under test run as deploy/'s ServiceAccount.
+throwaway_controlplane e2e
 e2e() { cargo test --locked --features e2e --test e2e -- "$@"; }
 
 section "e2e, one at a time: tests that change CRDs every other test uses"
@@ -64,10 +47,6 @@ section "e2e: the real kube-apiserver, the real Flux CRDs, fluxtune run as a pro
 e2e --skip upgrade:: --skip flux_install:: --skip flux:: --skip gitops::
 
 section "Flux in the loop: the five Flux controllers, a Git host with webhooks, an OCI registry"
-bash e2e/controlplane.sh flux-up "$state"
-set -a
-# shellcheck disable=SC1091
-source "$state/env"
-set +a
+throwaway_flux
 # flux::: fluxtune's objects driven by Flux; gitops::: fluxtune installed and upgraded by Flux.
 e2e flux:: gitops::
