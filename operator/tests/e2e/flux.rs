@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::flux_support::{
     Fleet, Loop, Repo, SETUP, TOKEN, artifact_of, artifact_paths, config_value, deployed_image,
-    field, get, profile, ready, run, secs,
+    failure, field, profile, ready, run, secs,
 };
 use crate::support::{self, Operator, eventually};
 
@@ -343,14 +343,9 @@ async fn a_flux_health_check_fails_fast_on_a_stalled_profile_and_recovers() {
 
     let started = Instant::now();
     let message = eventually("the Kustomization's health check fails", SETUP, || async {
-        let k = get(&client, &ns, FluxKind::Kustomization, "fleet").await?;
-        let conditions = k.data.pointer("/status/conditions")?.as_array()?.clone();
-        conditions
-            .iter()
-            .find(|c| {
-                c["type"] == "Ready" && c["status"] == "False" && c["reason"] == "HealthCheckFailed"
-            })
-            .map(|c| c["message"].as_str().unwrap_or_default().to_string())
+        let c = failure(&client, &ns, FluxKind::Kustomization, "fleet").await?;
+        (c["reason"] == "HealthCheckFailed")
+            .then(|| c["message"].as_str().unwrap_or_default().to_string())
     })
     .await;
     println!(
@@ -403,13 +398,9 @@ async fn a_missing_shared_folder_fails_the_fetch_until_it_is_committed() {
         )
         .await;
     let message = eventually("the fetch fails", SETUP, || async {
-        let repo = get(&client, ns, FluxKind::GitRepository, "cluster1").await?;
-        let conditions = repo.data.pointer("/status/conditions")?.as_array()?.clone();
-        conditions
-            .iter()
-            .find(|c| c["type"] == "Ready" && c["status"] == "False")
-            .map(|c| c["message"].as_str().unwrap_or_default().to_string())
-            .filter(|m| m.contains("platform"))
+        let c = failure(&client, ns, FluxKind::GitRepository, "cluster1").await?;
+        let message = c["message"].as_str()?;
+        message.contains("platform").then(|| message.to_string())
     })
     .await;
     eprintln!("GitRepository with a missing sparse folder: {message}");

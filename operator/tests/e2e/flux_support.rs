@@ -294,17 +294,34 @@ pub async fn field_value(
     serde_json::to_value(&obj).ok()?.pointer(at).cloned()
 }
 
-pub async fn ready(client: &Client, ns: &str, kind: FluxKind, name: &str) -> bool {
-    let Some(obj) = get(client, ns, kind, name).await else {
-        return false;
-    };
+/// The condition `type_` of a Flux object, when it has one.
+pub async fn condition(
+    client: &Client,
+    ns: &str,
+    kind: FluxKind,
+    name: &str,
+    type_: &str,
+) -> Option<Value> {
+    let obj = get(client, ns, kind, name).await?;
     obj.data
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        })
+        .pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .cloned()
+}
+
+/// The object's Ready condition while it is False: the failure and its message.
+pub async fn failure(client: &Client, ns: &str, kind: FluxKind, name: &str) -> Option<Value> {
+    condition(client, ns, kind, name, "Ready")
+        .await
+        .filter(|c| c["status"] == "False")
+}
+
+pub async fn ready(client: &Client, ns: &str, kind: FluxKind, name: &str) -> bool {
+    condition(client, ns, kind, name, "Ready")
+        .await
+        .is_some_and(|c| c["status"] == "True")
 }
 
 /// Waits until the GitRepository has an artifact of `commit` and returns its download URL.
