@@ -77,7 +77,7 @@ pub fn objects_yaml(rendered: &[(FluxProfile, Rendered)]) -> String {
 pub fn budget_report(rendered: &[(FluxProfile, Rendered)]) -> String {
     let mut out = String::new();
     for (profile, r) in rendered {
-        let b = &r.latency_budget;
+        let b = r.latency_budget.status();
         let _ = writeln!(
             out,
             "# {name} ({class:?}): image to deploy {ie} expected, {iw} worst; commit to deploy {ce} expected, {cw} worst{wl} (processing allowance {p})",

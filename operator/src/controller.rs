@@ -255,6 +255,8 @@ fn profiles_using_secret(
 
 /// Owned objects trigger their profile only when someone changes their spec (generation) or
 /// metadata, or deletes them: an ImageRepository's status changes every scan and must not.
+/// (Not kube's `predicate_filter`: it sees objects, not events, so it would drop the Delete of an
+/// object whose last state matches what it saw before, and it has no owner-references predicate.)
 type WatchEvent = Result<watcher::Event<DynamicObject>, watcher::Error>;
 type Trigger = future::Ready<Option<Result<DynamicObject, watcher::Error>>>;
 

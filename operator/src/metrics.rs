@@ -5,7 +5,7 @@ use std::time::Duration;
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
-    registry::Registry,
+    registry::{Metric, Registry},
 };
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -51,62 +51,48 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("fluxtune");
-        let reconciles = Family::<ResultLabels, Counter>::default();
-        registry.register(
-            "reconciles",
-            "FluxProfile reconciles by result",
-            reconciles.clone(),
-        );
-        let errors = Family::<ReasonLabels, Counter>::default();
-        registry.register(
-            "reconcile_errors",
-            "Failed reconciles by reason",
-            errors.clone(),
-        );
-        let duration = Histogram::new([
-            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-        ]);
-        registry.register(
-            "reconcile_duration_seconds",
-            "Reconcile duration",
-            duration.clone(),
-        );
-        let applied = Family::<KindLabels, Counter>::default();
-        registry.register(
-            "children_applied",
-            "Flux objects created or updated",
-            applied.clone(),
-        );
-        let pruned = Family::<KindLabels, Counter>::default();
-        registry.register(
-            "children_pruned",
-            "Flux objects deleted because they left a profile",
-            pruned.clone(),
-        );
-        let kube_requests = Family::<MethodLabels, Counter>::default();
-        registry.register(
-            "kube_requests",
-            "Requests to the Kubernetes API by HTTP method",
-            kube_requests.clone(),
-        );
-        let latency_budget =
-            Family::<BudgetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
-        registry.register(
-            "latency_budget_seconds",
-            "Latency the profile's configuration should achieve, by path and bound",
-            latency_budget.clone(),
-        );
+        let r = &mut registry;
         Metrics {
-            reconciles,
-            errors,
-            duration,
-            applied,
-            pruned,
-            kube_requests,
-            latency_budget,
+            reconciles: registered(r, "reconciles", "FluxProfile reconciles by result"),
+            errors: registered(r, "reconcile_errors", "Failed reconciles by reason"),
+            duration: {
+                let buckets = [
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ];
+                let duration = Histogram::new(buckets);
+                r.register(
+                    "reconcile_duration_seconds",
+                    "Reconcile duration",
+                    duration.clone(),
+                );
+                duration
+            },
+            applied: registered(r, "children_applied", "Flux objects created or updated"),
+            pruned: registered(
+                r,
+                "children_pruned",
+                "Flux objects deleted because they left a profile",
+            ),
+            kube_requests: registered(
+                r,
+                "kube_requests",
+                "Requests to the Kubernetes API by HTTP method",
+            ),
+            latency_budget: registered(
+                r,
+                "latency_budget_seconds",
+                "Latency the profile's configuration should achieve, by path and bound",
+            ),
             registry,
         }
     }
+}
+
+/// A new metric, registered: the registry keeps a clone, which shares its values.
+fn registered<M: Metric + Clone + Default>(registry: &mut Registry, name: &str, help: &str) -> M {
+    let metric = M::default();
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 impl Metrics {

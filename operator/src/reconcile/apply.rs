@@ -107,22 +107,22 @@ fn with_hash(mut desired: DynamicObject) -> DynamicObject {
 pub fn up_to_date(desired: &DynamicObject, live: &DynamicObject) -> bool {
     let desired = serde_json::to_value(desired).expect("objects serialize");
     let live = serde_json::to_value(live).expect("objects serialize");
-    contains(&live, &desired, "")
+    contains(&live, &desired, false)
 }
 
 /// Whether every field of `want` has the same value in `have`. Lists are compared item by item,
-/// except owner references, which other controllers may add to.
-fn contains(have: &Value, want: &Value, path: &str) -> bool {
+/// except owner references (`any_order`), which other controllers may add to.
+fn contains(have: &Value, want: &Value, any_order: bool) -> bool {
     match (have, want) {
         (Value::Object(have), Value::Object(want)) => want.iter().all(|(k, w)| {
             have.get(k)
-                .is_some_and(|h| contains(h, w, &format!("{path}.{k}")))
+                .is_some_and(|h| contains(h, w, k == "ownerReferences"))
         }),
-        (Value::Array(have), Value::Array(want)) if path == ".metadata.ownerReferences" => want
+        (Value::Array(have), Value::Array(want)) if any_order => want
             .iter()
-            .all(|w| have.iter().any(|h| contains(h, w, path))),
+            .all(|w| have.iter().any(|h| contains(h, w, false))),
         (Value::Array(have), Value::Array(want)) => {
-            have.len() == want.len() && have.iter().zip(want).all(|(h, w)| contains(h, w, path))
+            have.len() == want.len() && have.iter().zip(want).all(|(h, w)| contains(h, w, false))
         }
         (have, want) => have == want,
     }

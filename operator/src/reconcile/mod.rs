@@ -193,11 +193,12 @@ async fn reconcile_profile(profile: &FluxProfile, ctx: &Context) -> Result<Actio
     }
     let generation = profile.meta().generation;
     if profile.spec.suspend {
+        let kept = profile.status.clone().unwrap_or_default();
         let obs = Observation {
             generation,
             suspended: true,
-            inventory: profile.status.clone().unwrap_or_default().inventory,
-            webhook: profile.status.clone().unwrap_or_default().webhook,
+            inventory: kept.inventory,
+            webhook: kept.webhook,
             ..Default::default()
         };
         status::write_if_changed(
@@ -214,7 +215,7 @@ async fn reconcile_profile(profile: &FluxProfile, ctx: &Context) -> Result<Actio
     let mut obs = Observation {
         generation,
         class: Some(rendered.class),
-        latency_budget: Some(rendered.latency_budget.clone()),
+        latency_budget: Some(rendered.latency_budget.status()),
         ..Default::default()
     };
     match webhook {
@@ -354,26 +355,22 @@ async fn publish_events(ctx: &Context, profile: &FluxProfile, obs: &Observation)
 
 fn record_budget(ctx: &Context, profile: &FluxProfile, rendered: &render::Rendered) {
     let b = &rendered.latency_budget;
-    let seconds = |s: &str| {
-        s.parse::<kube::core::Duration>()
-            .map(|d| Duration::from(d).as_secs_f64())
-            .ok()
+    let set = |path: &'static str, bound: &'static str, value: Duration| {
+        let labels = BudgetLabels {
+            namespace: profile.namespace().unwrap_or_default(),
+            profile: profile.name_any(),
+            path,
+            bound,
+        };
+        ctx.metrics
+            .latency_budget
+            .get_or_create(&labels)
+            .set(value.as_secs_f64());
     };
-    let set = |path: &'static str, bound: &'static str, value: &str| {
-        if let Some(v) = seconds(value) {
-            let labels = BudgetLabels {
-                namespace: profile.namespace().unwrap_or_default(),
-                profile: profile.name_any(),
-                path,
-                bound,
-            };
-            ctx.metrics.latency_budget.get_or_create(&labels).set(v);
-        }
-    };
-    set("image_to_deploy", "expected", &b.image_to_deploy.expected);
-    set("image_to_deploy", "worst", &b.image_to_deploy.worst);
-    set("commit_to_deploy", "expected", &b.commit_to_deploy.expected);
-    set("commit_to_deploy", "worst", &b.commit_to_deploy.worst);
+    set("image_to_deploy", "expected", b.image_to_deploy.expected);
+    set("image_to_deploy", "worst", b.image_to_deploy.worst);
+    set("commit_to_deploy", "expected", b.commit_to_deploy.expected);
+    set("commit_to_deploy", "worst", b.commit_to_deploy.worst);
 }
 
 /// Per-profile exponential backoff: 5s, 10s, 20s ... capped at 5 minutes.

@@ -27,7 +27,39 @@ use super::tuning::Tuning;
 /// processing, rounded up.
 pub const PROCESSING_ALLOWANCE: Duration = Duration::from_secs(10);
 
-pub fn latency_budget(t: &Tuning) -> LatencyBudget {
+/// A latency range: the expected and the worst case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Range {
+    pub expected: Duration,
+    pub worst: Duration,
+}
+
+/// The budget as durations; `status()` is what `status.latencyBudget` and `render` print.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Budget {
+    pub image_to_deploy: Range,
+    pub commit_to_deploy: Range,
+    /// Only with a webhook.
+    pub webhook_lost: Option<Duration>,
+    pub processing: Duration,
+}
+
+impl Budget {
+    pub fn status(&self) -> LatencyBudget {
+        let range = |r: Range| LatencyRange {
+            expected: go_duration(r.expected),
+            worst: go_duration(r.worst),
+        };
+        LatencyBudget {
+            image_to_deploy: range(self.image_to_deploy),
+            commit_to_deploy: range(self.commit_to_deploy),
+            webhook_lost: self.webhook_lost.map(go_duration),
+            processing: go_duration(self.processing),
+        }
+    }
+}
+
+pub fn latency_budget(t: &Tuning) -> Budget {
     let p = PROCESSING_ALLOWANCE;
     let scan = parse(&t.image_scan);
     let source = parse(&t.source);
@@ -37,17 +69,17 @@ pub fn latency_budget(t: &Tuning) -> LatencyBudget {
     } else {
         (source / 2, jittered(source))
     };
-    LatencyBudget {
-        image_to_deploy: LatencyRange {
-            expected: go_duration(scan / 2 + poll_expected + p),
-            worst: go_duration(jittered(scan) + poll_worst + p),
+    Budget {
+        image_to_deploy: Range {
+            expected: scan / 2 + poll_expected + p,
+            worst: jittered(scan) + poll_worst + p,
         },
-        commit_to_deploy: LatencyRange {
-            expected: go_duration(poll_expected + p),
-            worst: go_duration(poll_worst + p),
+        commit_to_deploy: Range {
+            expected: poll_expected + p,
+            worst: poll_worst + p,
         },
-        webhook_lost: t.webhook.then(|| go_duration(jittered(source) + p)),
-        processing: go_duration(p),
+        webhook_lost: t.webhook.then(|| jittered(source) + p),
+        processing: p,
     }
 }
 

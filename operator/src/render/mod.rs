@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt, api::ObjectMeta};
 
 use crate::{
-    api::{FluxProfile, LatencyBudget, PollingClass},
+    api::{FluxProfile, PollingClass},
     flux::FluxObject,
 };
 
@@ -41,7 +41,7 @@ pub struct Rendered {
     /// In apply order: sources before their consumers, then by name.
     pub objects: Vec<FluxObject>,
     pub class: PollingClass,
-    pub latency_budget: LatencyBudget,
+    pub latency_budget: budget::Budget,
     /// Name of the Receiver, when one is rendered (its webhook path needs the Secret's token).
     pub receiver: Option<String>,
 }
