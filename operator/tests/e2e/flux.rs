@@ -135,42 +135,41 @@ async fn the_artifact_holds_only_the_clusters_own_and_shared_folders() {
 
     let head = repo.head();
     let url = artifact_of(&client, &ns, "cluster1", &head, SETUP).await;
-    let cluster = [
-        "configmap.yaml",
-        "deployment.yaml",
-        "kustomization.yaml",
-        "service.yaml",
-    ];
-    let mut want: Vec<String> = [
-        "cluster1",
-        "library",
-        "library/kustomization.yaml",
-        "library/settings.yaml",
-    ]
-    .map(String::from)
-    .into_iter()
-    .chain(cluster.map(|f| format!("cluster1/{f}")))
-    .collect();
-    want.sort();
+    // What an artifact must hold: library/, the other kept paths, the cluster folder and its files.
+    let listing = |kept: &[&str], cluster: &str| {
+        let library = [
+            "library",
+            "library/kustomization.yaml",
+            "library/settings.yaml",
+        ];
+        let own = [
+            "configmap.yaml",
+            "deployment.yaml",
+            "kustomization.yaml",
+            "service.yaml",
+        ];
+        let mut want: Vec<String> = library
+            .iter()
+            .chain(kept)
+            .chain([&cluster])
+            .map(|p| p.to_string())
+            .chain(own.map(|f| format!("{cluster}/{f}")))
+            .collect();
+        want.sort();
+        want
+    };
+    let want = listing(&[], "cluster1");
     assert_eq!(artifact_paths(&url), want, "cluster1's artifact ({url})");
 
     let url = artifact_of(&client, &ns, "eu-1", &head, SETUP).await;
-    let mut want: Vec<String> = [
+    let common = [
         "clusters",
         "clusters/prod",
         "clusters/prod/common",
         "clusters/prod/common/kustomization.yaml",
         "clusters/prod/common/prod.yaml",
-        "clusters/prod/eu-1",
-        "library",
-        "library/kustomization.yaml",
-        "library/settings.yaml",
-    ]
-    .map(String::from)
-    .into_iter()
-    .chain(cluster.map(|f| format!("clusters/prod/eu-1/{f}")))
-    .collect();
-    want.sort();
+    ];
+    let want = listing(&common, "clusters/prod/eu-1");
     assert_eq!(artifact_paths(&url), want, "eu-1's artifact ({url})");
 
     // What is left builds: both Kustomizations apply, shared folders included.
