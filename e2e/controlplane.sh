@@ -65,6 +65,7 @@ build_tool() {
   dir=$(tool_dir "$mod" "$ver")
   if [[ -f $dir/.complete ]]; then
     log "reusing $dir"
+    report "$mod $ver: reused $dir"
     touch "$dir/.complete" # marks it as in use, for the pruning below
     return
   fi
@@ -74,6 +75,7 @@ build_tool() {
   flock 9
   if [[ -f $dir/.complete ]]; then
     log "reusing $dir (built by a concurrent run)"
+    report "$mod $ver: reused $dir (built by a concurrent run)"
     exec 9>&-
     return
   fi
@@ -95,7 +97,10 @@ build_tool() {
     while IFS= read -r old; do log "pruning $old"; rm -rf "$old"; done
   exec 9>&-
   log "built $mod $ver into $dir in $(since "$t0") s"
+  report "$mod $ver: built in $(since "$t0") s"
 }
+# A line for the caller's summary of what was built and what reused (test-all.sh prints it).
+report() { [[ -z ${FLUXTUNE_BUILD_REPORT:-} ]] || echo "$*" >>"$FLUXTUNE_BUILD_REPORT"; }
 
 cmd_build() {
   local kver ever minor ldk

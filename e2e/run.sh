@@ -8,6 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# shellcheck source=e2e/deps.sh
+source e2e/deps.sh
+deps_run
 cargo build --locked --quiet
 bin=target/debug/fluxtune
 

@@ -5,12 +5,57 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-section() { printf '\n=== %s\n' "$*"; }
+# Each section's wall time and every cached build reused or made, printed at the end whether
+# the run passed or not, so a slow or failed CI run explains itself.
+FLUXTUNE_BUILD_REPORT=$(mktemp "${TMPDIR:-/tmp}/fluxtune-builds.XXXXXX")
+export FLUXTUNE_BUILD_REPORT
+timings=()
+current=
+started=$SECONDS
+section() {
+  [[ -z $current ]] || timings+=("$(printf '%5ds  %s' $((SECONDS - section_start)) "$current")")
+  current=$*
+  section_start=$SECONDS
+  printf '\n=== %s\n' "$*"
+}
+summary() {
+  local rc=${1:-$?}
+  section_start=${section_start:-$SECONDS}
+  [[ -z $current ]] || timings+=("$(printf '%5ds  %s' $((SECONDS - section_start)) "$current")")
+  printf '\n=== time per tier (total %ds, exit %d)\n' $((SECONDS - started)) "$rc"
+  printf '%s\n' "${timings[@]}"
+  printf '\n=== cached builds\n'
+  cat "$FLUXTUNE_BUILD_REPORT"
+  rm -f "$FLUXTUNE_BUILD_REPORT"
+}
+# Rust crates compiled by a cargo command (0 when target/ was warm), for the build report.
+cargo_counted() {
+  local what=$1 log n
+  shift
+  log=$(mktemp)
+  "$@" 2>&1 | tee "$log" >&2
+  n=$(grep -c '^ *Compiling ' "$log" || true)
+  rm -f "$log"
+  echo "rust $what: compiled $n crates$([[ $n == 0 ]] && echo ' (target/ reused)')" >>"$FLUXTUNE_BUILD_REPORT"
+}
+
+trap summary EXIT
+# throwaway.sh's EXIT trap replaces this one and calls summary after stopping the control plane.
+throwaway_after=summary
+
+section "dependencies beyond Rust, Go and git"
+# shellcheck source=e2e/deps.sh
+source e2e/deps.sh
+deps_test
+# The same step with the tools hidden from PATH and an empty cache, as on a fresh machine.
+bash e2e/deps.sh selftest
+
+section "build (Rust: the operator, its tests and benchmarks)"
+cargo_counted current cargo build --locked --all-targets --features e2e
 
 section "lint"
 cargo fmt --all --check
 cargo clippy --all-targets --all-features --locked -- -D warnings
-command -v shellcheck >/dev/null || { echo "lint: shellcheck is not installed (Debian: apt-get install shellcheck)" >&2; exit 1; }
 shellcheck -x e2e/*.sh e2e/flux/*.sh e2e/tools/*/*.sh .ci/run
 
 section "unit, golden, property and real-git tests"
@@ -21,7 +66,7 @@ read -r previous_commit previous_name < <(grep -v '^#' e2e/previous-release)
 previous_src=$(mktemp -d "${TMPDIR:-/tmp}/fluxtune-previous.XXXXXX")
 git worktree add --detach --force "$previous_src" "$previous_commit" >/dev/null
 # Its own target directory: the current build's artefacts stay as they are.
-cargo build --locked --quiet --manifest-path "$previous_src/Cargo.toml" --target-dir target/previous -p fluxtune
+cargo_counted "previous release" cargo build --locked --manifest-path "$previous_src/Cargo.toml" --target-dir target/previous -p fluxtune
 previous_bin=$PWD/target/previous/debug/fluxtune
 # Its samples: profiles written for that release must stay valid under the current CRD.
 previous_samples=$PWD/target/previous/samples
