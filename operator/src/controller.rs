@@ -129,8 +129,20 @@ async fn controller(
     health: Health,
 ) -> Result<()> {
     let profiles: Api<Guarded> = scoped(&client, &opts.namespace);
-    let mut controller = Controller::new(profiles, watcher::Config::default().any_semantic());
-    let profile_store = controller.store();
+    // A profile deleted outright (no finalizer) is never reconciled again: its Delete event is
+    // where its metric series go.
+    let (profile_store, writer) = reflector::store();
+    let forget = metrics.clone();
+    let profile_events = watcher(profiles, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .inspect(move |event| {
+            if let Ok(watcher::Event::Delete(p)) = event {
+                forget.forget_profile(&p.namespace().unwrap_or_default(), &p.name_any());
+            }
+        })
+        .applied_objects();
+    let mut controller = Controller::for_stream(profile_events, profile_store.clone());
 
     let mut children = BTreeMap::new();
     for &kind in &install.kinds {

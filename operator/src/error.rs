@@ -21,11 +21,24 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// What only a person can fix: retrying the same request gets the same answer. Admission
+    /// denials (a ValidatingAdmissionPolicy or webhook answers 400, 403 or 422), RBAC refusals
+    /// (403), invalid objects (422), malformed requests (400) and a kind the server does not serve
+    /// (404 on the collection). Conflicts, throttling, server errors and transport errors pass.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Error::Kube(kube::Error::Api(s)) => matches!(s.code, 400 | 403 | 404 | 422),
+            Error::ProfileCrdMissing | Error::Config(_) => true,
+            _ => false,
+        }
+    }
+
     /// A bounded label for the errors metric.
     pub fn metric_label(&self) -> &'static str {
         match self {
             Error::Kube(kube::Error::Api(s)) if s.code == 409 => "conflict",
             Error::Kube(kube::Error::Api(s)) if s.code == 403 => "forbidden",
+            Error::Kube(kube::Error::Api(s)) if matches!(s.code, 400 | 404 | 422) => "rejected",
             Error::Kube(kube::Error::Api(_)) => "api",
             Error::Kube(_) => "transport",
             Error::ProfileCrdMissing => "profile_crd_missing",

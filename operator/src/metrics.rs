@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::render::budget::Budget;
+
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
@@ -107,10 +109,50 @@ impl Metrics {
         }
     }
 
+    /// The profile's latency budget as gauges, one per path and bound.
+    pub fn record_budget(&self, namespace: &str, profile: &str, budget: &Budget) {
+        for (path, bound, value) in budget_series(budget) {
+            self.latency_budget
+                .get_or_create(&budget_labels(namespace, profile, path, bound))
+                .set(value.as_secs_f64());
+        }
+    }
+
+    /// Drops a deleted profile's series, so /metrics does not report it forever.
+    pub fn forget_profile(&self, namespace: &str, profile: &str) {
+        for (path, bound, _) in budget_series(&Budget::default()) {
+            self.latency_budget
+                .remove(&budget_labels(namespace, profile, path, bound));
+        }
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("metrics encode to a String");
         out
     }
+}
+
+fn budget_labels(
+    namespace: &str,
+    profile: &str,
+    path: &'static str,
+    bound: &'static str,
+) -> BudgetLabels {
+    BudgetLabels {
+        namespace: namespace.into(),
+        profile: profile.into(),
+        path,
+        bound,
+    }
+}
+
+fn budget_series(b: &Budget) -> [(&'static str, &'static str, Duration); 4] {
+    [
+        ("image_to_deploy", "expected", b.image_to_deploy.expected),
+        ("image_to_deploy", "worst", b.image_to_deploy.worst),
+        ("commit_to_deploy", "expected", b.commit_to_deploy.expected),
+        ("commit_to_deploy", "worst", b.commit_to_deploy.worst),
+    ]
 }

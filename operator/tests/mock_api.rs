@@ -131,6 +131,7 @@ const GIT: &str =
     "/apis/source.toolkit.fluxcd.io/v1/namespaces/flux-system/gitrepositories/cluster1";
 const KS: &str =
     "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kustomizations/cluster1";
+const PROFILE: &str = "/apis/fluxtune.dev/v1alpha1/namespaces/flux-system/fluxprofiles/cluster1";
 const STATUS: &str =
     "/apis/fluxtune.dev/v1alpha1/namespaces/flux-system/fluxprofiles/cluster1/status";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/flux-system/events";
@@ -209,7 +210,24 @@ async fn a_profile_that_no_longer_deserializes_is_stalled_and_nothing_is_applied
     assert!(profile.0.is_err());
     let reconcile = tokio::spawn(reconcile::reconcile(profile.clone(), ctx.clone()));
 
+    // The stored status is read raw first: the report keeps every field it does not change.
+    let mut stored = stored_profile();
+    stored["status"] = json!({
+        "observedGeneration": 1,
+        "inventory": [{"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository", "name": "cluster1"}],
+        "latencyBudget": {"imageToDeploy": {"expected": "40s", "worst": "1m13s"},
+                          "commitToDeploy": {"expected": "10s", "worst": "10s"}, "processing": "10s"},
+        "conditions": [{"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded",
+                        "message": "2 Flux objects up to date", "lastTransitionTime": "2026-01-01T00:00:00Z"}]
+    });
+    expect(&mut api, "GET", PROFILE, StatusCode::OK, stored.clone()).await;
     let status = expect(&mut api, "PATCH", STATUS, StatusCode::OK, stored_profile()).await;
+    assert_eq!(status["status"]["inventory"], stored["status"]["inventory"]);
+    assert_eq!(
+        status["status"]["latencyBudget"],
+        stored["status"]["latencyBudget"]
+    );
+    assert_eq!(status["status"]["observedGeneration"], 2);
     let stalled = condition(&status, "Stalled");
     assert_eq!(
         (stalled["status"].as_str(), stalled["reason"].as_str()),

@@ -56,7 +56,9 @@ pub struct FluxProfileSpec {
     /// Container images to track; each becomes an ImageRepository and an ImagePolicy.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
+    /// A list-map keyed by name: under server-side apply, teams can own separate entries.
     #[x_kube(validation = Rule::new("self.all(i, self.exists_one(j, j.name == i.name))").message("image names must be unique"))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub images: Vec<ImageSpec>,
     /// Commit image updates back to the cluster's folder (needs images).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -85,7 +87,9 @@ pub struct ClusterSpec {
     /// Folders every cluster also needs.
     #[serde(default = "default_shared_paths")]
     #[schemars(length(max = 16))]
+    /// A set under server-side apply: teams can add their own folders.
     #[x_kube(validation = Rule::new("self.all(p, self.exists_one(q, q == p))").message("shared paths must be unique"))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
     pub shared_paths: Vec<RepoPath>,
 }
 
@@ -332,9 +336,40 @@ pub struct ApplySpec {
     /// Retry interval after a failed apply. Default 2m.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_interval: Option<FluxDuration>,
+    /// Orphan (default) keeps the workloads when the profile is deleted; Delete removes them;
+    /// MirrorPrune removes them when prune is true; WaitForTermination removes them and waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
     /// Namespace for every applied object that has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 63))]
     #[x_kube(validation = Rule::new("self == '' || self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')").message("must be a DNS-1123 label (a namespace name)"))]
     pub target_namespace: Option<String>,
+}
+
+/// What deleting the profile, and so its Kustomization, does to what the Kustomization applied
+/// (Flux's Kustomization spec.deletionPolicy). Default Orphan: an accidental deletion, such as a
+/// commit that removes the profile's file, leaves the cluster's workloads running.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DeletionPolicy {
+    /// Delete the applied objects when `prune` is true (Flux's own default).
+    MirrorPrune,
+    /// Delete the applied objects.
+    Delete,
+    /// Delete the applied objects and wait until they are gone.
+    WaitForTermination,
+    /// Leave the applied objects running (fluxtune's default).
+    #[default]
+    Orphan,
+}
+
+impl DeletionPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeletionPolicy::MirrorPrune => "MirrorPrune",
+            DeletionPolicy::Delete => "Delete",
+            DeletionPolicy::WaitForTermination => "WaitForTermination",
+            DeletionPolicy::Orphan => "Orphan",
+        }
+    }
 }

@@ -24,6 +24,7 @@ pub struct KustomizationSpec {
     pub path: String,
     pub prune: bool,
     pub wait: bool,
+    pub deletion_policy: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_namespace: Option<String>,
 }

@@ -146,6 +146,27 @@ impl FluxObject {
         serde_json::from_value(value).expect("a serialized Flux object is a DynamicObject")
     }
 
+    /// The objects of the same namespace this one acts on or reads from: a Kustomization applies
+    /// what its GitRepository fetched, the ImageUpdateAutomation pushes with its source's
+    /// credentials, a Receiver triggers its resources, an ImagePolicy reads its ImageRepository.
+    pub fn depends_on(&self) -> Vec<(FluxKind, String)> {
+        match self {
+            FluxObject::GitRepository(_) | FluxObject::ImageRepository(_) => vec![],
+            FluxObject::Kustomization(k) => by_kind(&k.spec.source_ref),
+            FluxObject::ImageUpdateAutomation(a) => by_kind(&a.spec.source_ref),
+            FluxObject::ImagePolicy(p) => vec![(
+                FluxKind::ImageRepository,
+                p.spec.image_repository_ref.name.clone(),
+            )],
+            FluxObject::Receiver(r) => r
+                .spec
+                .resources
+                .iter()
+                .filter_map(|res| Some((FluxKind::from_kind(&res.kind)?, res.name.clone())))
+                .collect(),
+        }
+    }
+
     /// apiVersion, kind and name: the identity recorded in a profile's inventory.
     pub fn inventory_entry(&self) -> crate::api::InventoryEntry {
         let ar = self.kind().api_resource();
@@ -155,4 +176,11 @@ impl FluxObject {
             name: self.name(),
         }
     }
+}
+
+fn by_kind(r: &CrossRef) -> Vec<(FluxKind, String)> {
+    FluxKind::from_kind(&r.kind)
+        .map(|k| (k, r.name.clone()))
+        .into_iter()
+        .collect()
 }

@@ -12,10 +12,13 @@ use kube::{
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::Context;
+use super::{
+    Context,
+    ownership::{self, Claim},
+};
 use crate::{
     api::{FluxProfile, InventoryEntry},
-    error::Result,
+    error::Error,
     flux::{FluxKind, FluxObject},
     render::names,
 };
@@ -23,78 +26,132 @@ use crate::{
 pub const FIELD_MANAGER: &str = "fluxtune";
 pub const APPLIED_HASH: &str = "fluxtune.dev/applied";
 
+/// What one pass over the rendered objects did. A transient error stops the pass (`error`);
+/// everything before it is recorded, so the inventory never loses an object it wrote.
 #[derive(Debug, Default)]
 pub struct Applied {
-    /// Objects created or changed by this reconcile.
+    /// Proven this profile's and as rendered, whether written now or already so.
+    pub owned: Vec<InventoryEntry>,
+    /// Objects created or changed by this pass.
     pub changed: Vec<InventoryEntry>,
-    /// Objects that exist but belong to someone else: never overwritten.
-    pub conflicts: Vec<InventoryEntry>,
+    /// Labelled objects without a controller that this pass took over.
+    pub adopted: Vec<InventoryEntry>,
+    /// Objects with a child's name that belong to someone else, and why: never written.
+    pub conflicts: Vec<(InventoryEntry, String)>,
+    /// Objects not applied because they act on or read a conflicting object.
+    pub blocked: Vec<InventoryEntry>,
+    /// Objects the API server refused for good (admission, RBAC, validation), with its message.
+    pub rejected: Vec<(InventoryEntry, String)>,
     /// Objects whose Flux CRD is not installed.
     pub missing_kinds: Vec<FluxKind>,
+    /// The transient error that stopped the pass, if any; the objects after it were not tried.
+    pub error: Option<Error>,
 }
 
-pub async fn apply(
-    ctx: &Context,
-    profile: &FluxProfile,
-    objects: &[FluxObject],
-) -> Result<Applied> {
-    let namespace = profile.namespace().unwrap_or_default();
+impl Applied {
+    /// Objects this pass did not write because it could not, or stopped before them: the
+    /// previous inventory still holds them if they were ours.
+    pub fn untouched(&self, entry: &InventoryEntry) -> bool {
+        !self.owned.contains(entry) && !self.conflicts.iter().any(|(c, _)| c == entry)
+    }
+}
+
+pub async fn apply(ctx: &Context, profile: &FluxProfile, objects: &[FluxObject]) -> Applied {
     let mut applied = Applied::default();
     for object in objects {
+        let entry = object.inventory_entry();
         let kind = object.kind();
-        let Some(store) = ctx.children.get(&kind) else {
+        if !ctx.children.contains_key(&kind) {
             applied.missing_kinds.push(kind);
             continue;
-        };
-        let desired = with_hash(object.to_dynamic());
-        let name = object.name();
-        let ar = kind.api_resource();
-        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, &ar);
-        let cached = store.get(
-            &kube::runtime::reflector::ObjectRef::new_with(&name, ar.clone()).within(&namespace),
-        );
-        let live = match cached {
-            Some(live) => Some((*live).clone()),
-            // Not in the cache of fluxtune-labelled objects: it is new, or someone else's.
-            None => api.get_opt(&name).await?,
-        };
-        if let Some(live) = &live {
-            if !is_ours(live, profile) {
-                applied.conflicts.push(object.inventory_entry());
-                continue;
+        }
+        let blocked_by_conflict = object.depends_on().iter().any(|(k, n)| {
+            applied
+                .conflicts
+                .iter()
+                .any(|(c, _)| c.kind == k.kind() && &c.name == n)
+        });
+        if blocked_by_conflict {
+            applied.blocked.push(entry);
+            continue;
+        }
+        match apply_one(ctx, profile, object).await {
+            Ok(Outcome::UpToDate) => applied.owned.push(entry),
+            Ok(Outcome::Written { adopted }) => {
+                if adopted {
+                    applied.adopted.push(entry.clone());
+                }
+                applied.changed.push(entry.clone());
+                applied.owned.push(entry);
             }
-            if up_to_date(&desired, live) {
-                continue;
+            Ok(Outcome::Foreign(why)) => applied.conflicts.push((entry, why)),
+            Err(e) if e.is_permanent() => applied.rejected.push((entry, e.to_string())),
+            Err(e) => {
+                applied.error = Some(e);
+                break;
             }
         }
-        api.patch(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&desired),
-        )
-        .await?;
-        ctx.metrics
-            .applied
-            .get_or_create(&crate::metrics::KindLabels { kind: kind.kind() })
-            .inc();
-        applied.changed.push(object.inventory_entry());
     }
-    Ok(applied)
+    applied
 }
 
-/// Ours: labelled for this profile, or controlled by it (someone may have edited the labels).
-pub fn is_ours(live: &DynamicObject, profile: &FluxProfile) -> bool {
-    let labelled = live.labels().get(names::PROFILE_LABEL) == profile.metadata.name.as_ref()
-        && live
-            .labels()
-            .get(names::MANAGED_BY_LABEL)
-            .map(String::as_str)
-            == Some(names::MANAGED_BY);
-    let controlled = live
-        .owner_references()
-        .iter()
-        .any(|o| o.controller == Some(true) && Some(&o.uid) == profile.metadata.uid.as_ref());
-    labelled || controlled
+enum Outcome {
+    UpToDate,
+    Written { adopted: bool },
+    Foreign(String),
+}
+
+async fn apply_one(
+    ctx: &Context,
+    profile: &FluxProfile,
+    object: &FluxObject,
+) -> Result<Outcome, Error> {
+    let namespace = profile.namespace().unwrap_or_default();
+    let kind = object.kind();
+    let desired = with_hash(object.to_dynamic());
+    let name = object.name();
+    let ar = kind.api_resource();
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, &ar);
+    let cached = ctx.children[&kind]
+        .get(&kube::runtime::reflector::ObjectRef::new_with(&name, ar.clone()).within(&namespace));
+    let live = match cached {
+        Some(live) => Some((*live).clone()),
+        // Not in the cache of fluxtune-labelled objects: it is new, or someone else's.
+        None => api.get_opt(&name).await?,
+    };
+    let mut adopted = false;
+    if let Some(live) = &live {
+        match ownership::claim(live, profile) {
+            Claim::Owned if up_to_date(&desired, live) => return Ok(Outcome::UpToDate),
+            Claim::Owned => {}
+            Claim::Adoptable => adopted = true,
+            Claim::Foreign(why) => return Ok(Outcome::Foreign(why)),
+        }
+    }
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&desired),
+    )
+    .await?;
+    ctx.metrics
+        .applied
+        .get_or_create(&crate::metrics::KindLabels { kind: kind.kind() })
+        .inc();
+    Ok(Outcome::Written { adopted })
+}
+
+/// Whether the object is this profile's and already as rendered, from the cache alone (no request).
+pub fn in_place(ctx: &Context, profile: &FluxProfile, object: &FluxObject) -> bool {
+    let Some(store) = ctx.children.get(&object.kind()) else {
+        return false;
+    };
+    let ar = object.kind().api_resource();
+    let key = kube::runtime::reflector::ObjectRef::new_with(&object.name(), ar)
+        .within(&profile.namespace().unwrap_or_default());
+    store.get(&key).is_some_and(|live| {
+        ownership::is_owned(&live, profile) && up_to_date(&with_hash(object.to_dynamic()), &live)
+    })
 }
 
 fn with_hash(mut desired: DynamicObject) -> DynamicObject {

@@ -1,10 +1,15 @@
 //! One FluxProfile reconcile, in the order it reads:
 //! dereference (webhook Secret) -> render -> apply -> prune -> hand on requests -> status.
+//! A profile being deleted is left alone: the garbage collector decides about its children.
 
 pub mod apply;
+pub mod blocker;
+mod events;
+pub mod ownership;
 mod prune;
 pub mod request;
 pub mod status;
+mod unreadable;
 mod webhook;
 
 use std::{
@@ -15,33 +20,30 @@ use std::{
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
-    Api, Client, Resource, ResourceExt,
-    api::{DynamicObject, Patch, PatchParams},
+    Client, Resource, ResourceExt,
+    api::DynamicObject,
     core::DeserializeGuard,
     runtime::{
         controller::Action,
-        events::{Event, EventType, Recorder},
+        events::Recorder,
         reflector::{ObjectRef, Store},
     },
 };
-use serde_json::json;
 use tracing::{info, instrument, warn};
 
 use crate::{
-    api::FluxProfile,
+    api::{FluxProfile, InventoryEntry},
     capabilities::FluxInstall,
     error::{Error, Result},
     flux::FluxKind,
-    metrics::{BudgetLabels, Metrics},
+    metrics::Metrics,
     render,
 };
+pub use blocker::Blocker;
 use status::Observation;
 
 /// The backstop: drift and changes arrive as watch events, this only catches what a watch missed.
 const RESYNC: Duration = Duration::from_secs(3600);
-/// A missing Flux CRD needs an install, which restarts the controller (controller.rs
-/// `controllers`); until then, look again rarely, never in a hot loop.
-const CRD_MISSING_RECHECK: Duration = Duration::from_secs(600);
 
 pub struct Context {
     pub client: Client,
@@ -83,45 +85,6 @@ impl Context {
 /// The generation and decoding error last reported for an unreadable profile.
 type Reported = (Option<i64>, String);
 
-/// Problems only the user can fix; reported as Stalled conditions, never as errors to retry.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Blocker {
-    WebhookSecretNotFound(String),
-    WebhookTokenMissing(String),
-    FluxCrdMissing(Vec<String>),
-    NameConflict(Vec<String>),
-}
-
-impl Blocker {
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Blocker::WebhookSecretNotFound(_) => "WebhookSecretNotFound",
-            Blocker::WebhookTokenMissing(_) => "WebhookTokenMissing",
-            Blocker::FluxCrdMissing(_) => "FluxCRDMissing",
-            Blocker::NameConflict(_) => "NameConflict",
-        }
-    }
-
-    pub fn message(&self) -> String {
-        match self {
-            Blocker::WebhookSecretNotFound(s) => {
-                format!(
-                    "webhook Secret {s:?} not found in the profile's namespace; create it with a \"token\" key"
-                )
-            }
-            Blocker::WebhookTokenMissing(s) => format!("webhook Secret {s:?} has no \"token\" key"),
-            Blocker::FluxCrdMissing(crds) => format!(
-                "Flux CRDs not installed: {}; install them (fluxtune picks them up without a restart)",
-                crds.join(", ")
-            ),
-            Blocker::NameConflict(objects) => format!(
-                "{} already exist and are not managed by this profile; fluxtune leaves them untouched",
-                objects.join(", ")
-            ),
-        }
-    }
-}
-
 /// A profile as read from the API: one that does not deserialize (stored by another fluxtune
 /// version, say) must not stop the watch of all the others.
 pub type Guarded = DeserializeGuard<FluxProfile>;
@@ -129,258 +92,229 @@ pub type Guarded = DeserializeGuard<FluxProfile>;
 /// Instruments and delegates.
 #[instrument(skip_all, fields(profile = %guard.name_any(), namespace = guard.namespace()))]
 pub async fn reconcile(guard: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action> {
+    // Deciding "already applied" from a half-filled cache would rewrite objects at every start.
+    // Waiting here would stall the controller, which stops polling the very watches that fill the
+    // caches while this profile's reconcile runs: come back shortly instead (not a reconcile).
+    if !ctx.caches_ready.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(Action::requeue(Duration::from_millis(250)));
+    }
     let started = Instant::now();
     let result = match &guard.0 {
         Ok(profile) => reconcile_profile(profile, &ctx).await,
-        Err(invalid) => report_unreadable(&ctx, &guard, &invalid.error).await,
+        Err(invalid) => unreadable::report(&ctx, &guard, &invalid.error).await,
     };
     ctx.metrics.observe_reconcile(
         result.as_ref().err().map(Error::metric_label),
         started.elapsed(),
     );
-    if result.is_ok() {
-        ctx.failures
-            .lock()
-            .unwrap()
-            .remove(&ObjectRef::from_obj(&*guard));
-    }
     result
 }
 
-/// Stalled with the decoding error, written without the typed status (the object does not
-/// decode); nothing is applied or pruned until the spec is fixed.
-async fn report_unreadable(ctx: &Context, guard: &Guarded, error: &str) -> Result<Action> {
-    // The status write is itself a watch event on the profile: report each generation once, or
-    // the fresh transition time would make every reconcile write again.
-    let key = ObjectRef::from_obj(guard);
-    let seen = (guard.meta().generation, error.to_string());
-    if ctx.unreadable.lock().unwrap().get(&key) == Some(&seen) {
+async fn reconcile_profile(profile: &FluxProfile, ctx: &Context) -> Result<Action> {
+    if profile.meta().deletion_timestamp.is_some() {
+        // The garbage collector now decides about the children (deletes them, or with
+        // --cascade=orphan removes their ownerReferences): any write here would race it, and
+        // putting back an ownerReference it just removed makes it delete the child after all.
+        ctx.metrics.forget_profile(
+            &profile.namespace().unwrap_or_default(),
+            &profile.name_any(),
+        );
         return Ok(Action::await_change());
     }
-    warn!(error, "FluxProfile cannot be read; fix its spec");
-    let ar = kube::api::ApiResource::erase::<FluxProfile>(&());
-    let api: Api<DynamicObject> = Api::namespaced_with(
-        ctx.client.clone(),
-        &guard.namespace().unwrap_or_default(),
-        &ar,
-    );
-    let message = format!("the spec cannot be read by this fluxtune: {error}");
-    let condition = |type_: &str, status: &str| {
-        json!({"type": type_, "status": status, "reason": "InvalidSpec", "message": message,
-               "observedGeneration": guard.meta().generation, "lastTransitionTime": now()})
-    };
-    let patch = json!({
-        "apiVersion": ar.api_version, "kind": ar.kind,
-        "status": {"observedGeneration": guard.meta().generation,
-                   "conditions": [condition("Ready", "False"), condition("Stalled", "True")]}
-    });
-    api.patch_status(
-        &guard.name_any(),
-        &PatchParams::apply(status::STATUS_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    ctx.unreadable.lock().unwrap().insert(key, seen);
-    Ok(Action::await_change())
-}
-
-async fn reconcile_profile(profile: &FluxProfile, ctx: &Context) -> Result<Action> {
-    // Deciding "already applied" from a half-filled cache would rewrite objects at every start.
-    // Waiting here would stall the controller, which stops polling the very watches that fill the
-    // caches while this profile's reconcile runs: come back shortly instead.
-    if !ctx.caches_ready.load(std::sync::atomic::Ordering::Relaxed) {
-        return Ok(Action::requeue(Duration::from_millis(250)));
-    }
-    let generation = profile.meta().generation;
     if profile.spec.suspend {
-        let kept = profile.status.clone().unwrap_or_default();
-        let obs = Observation {
-            generation,
-            suspended: true,
-            inventory: kept.inventory,
-            webhook: kept.webhook,
-            ..Default::default()
-        };
-        status::write_if_changed(
-            ctx,
-            profile,
-            status::compute(profile.status.as_ref(), &obs, &now()),
-        )
-        .await?;
-        return Ok(Action::requeue(RESYNC));
+        return suspended(ctx, profile).await;
     }
 
     let rendered = render::render(profile, &ctx.install.caps);
-    let webhook = webhook::webhook_status(ctx, profile, rendered.receiver.as_deref()).await?;
     let mut obs = Observation {
-        generation,
+        generation: profile.meta().generation,
         class: Some(rendered.class),
-        latency_budget: Some(rendered.latency_budget.status()),
         ..Default::default()
     };
-    match webhook {
+    let mut budget = rendered.latency_budget.clone();
+    match webhook::webhook_status(ctx, profile, rendered.receiver.as_deref()).await? {
         Some(Ok(w)) => obs.webhook = Some(w),
-        Some(Err(blocker)) => obs.blockers.push(blocker),
+        Some(Err(blocker)) => {
+            // No Git host can call the Receiver: commits wait for the source's backstop.
+            budget = rendered.budget_without_webhook();
+            obs.blockers.push(blocker);
+        }
         None => {}
     }
+    obs.latency_budget = Some(budget.status());
 
-    let outcome = apply_and_prune(ctx, profile, &rendered, &mut obs).await;
-    if let Err(e) = &outcome {
+    let error = apply_and_prune(ctx, profile, &rendered, &mut obs).await;
+    if let Some(e) = &error {
         obs.error = Some(e.to_string());
     }
     let new_status = status::compute(profile.status.as_ref(), &obs, &now());
-    publish_events(ctx, profile, &obs).await;
+    events::publish(ctx, profile, &obs).await;
     status::write_if_changed(ctx, profile, new_status).await?;
-    record_budget(ctx, profile, &rendered);
-    outcome?;
-
-    if obs
-        .blockers
-        .iter()
-        .any(|b| matches!(b, Blocker::FluxCrdMissing(_)))
-    {
-        return Ok(Action::requeue(CRD_MISSING_RECHECK));
+    ctx.metrics.record_budget(
+        &profile.namespace().unwrap_or_default(),
+        &profile.name_any(),
+        &budget,
+    );
+    if let Some(e) = error {
+        return Err(e);
     }
-    Ok(Action::requeue(RESYNC))
+    Ok(next_check(ctx, profile, &obs))
 }
 
-/// Applies what can be applied even when something blocks the rest: a missing webhook Secret
-/// still leaves the GitRepository and Kustomization correct.
+/// Applies what can be applied even when something blocks the rest (a missing webhook Secret
+/// still leaves the GitRepository and Kustomization correct), then prunes, then hands on a
+/// reconcile request. Returns the transient error that cut the pass short, if any; the inventory
+/// in `obs` is complete either way.
 async fn apply_and_prune(
     ctx: &Context,
     profile: &FluxProfile,
     rendered: &render::Rendered,
     obs: &mut Observation,
-) -> Result<()> {
-    let applied = apply::apply(ctx, profile, &rendered.objects).await?;
+) -> Option<Error> {
+    let applied = apply::apply(ctx, profile, &rendered.objects).await;
     let missing = ctx.install.missing(applied.missing_kinds.iter().copied());
     if !missing.is_empty() {
         obs.blockers.push(Blocker::FluxCrdMissing(missing));
     }
+    let named = |e: &InventoryEntry| format!("{}/{}", e.kind, e.name);
     if !applied.conflicts.is_empty() {
-        let names = applied
-            .conflicts
-            .iter()
-            .map(|c| format!("{}/{}", c.kind, c.name))
-            .collect();
-        obs.blockers.push(Blocker::NameConflict(names));
+        obs.blockers.push(Blocker::NameConflict {
+            conflicts: applied
+                .conflicts
+                .iter()
+                .map(|(e, why)| (named(e), why.clone()))
+                .collect(),
+            blocked: applied.blocked.iter().map(named).collect(),
+        });
     }
-    let ours: Vec<_> = rendered
+    if !applied.rejected.is_empty() {
+        obs.blockers.push(Blocker::ApplyRejected(
+            applied
+                .rejected
+                .iter()
+                .map(|(e, message)| format!("{}: {message}", named(e)))
+                .collect(),
+        ));
+    }
+    obs.changed = applied.changed.clone();
+    obs.adopted = applied.adopted.clone();
+
+    // The inventory never loses an object: what this pass proved ours, plus what the previous
+    // inventory held that this pass could not touch (rejected, blocked, or not reached).
+    let rendered_entries: Vec<InventoryEntry> = rendered
         .objects
         .iter()
-        .filter(|o| {
-            ctx.children.contains_key(&o.kind())
-                && !applied.conflicts.contains(&o.inventory_entry())
-        })
-        .cloned()
+        .map(|o| o.inventory_entry())
         .collect();
-    obs.inventory = ours.iter().map(|o| o.inventory_entry()).collect();
+    let previous = profile
+        .status
+        .as_ref()
+        .map(|s| s.inventory.clone())
+        .unwrap_or_default();
+    let mut inventory = applied.owned.clone();
+    inventory.extend(previous.into_iter().filter(|e| {
+        applied.untouched(e) && (applied.error.is_some() || rendered_entries.contains(e))
+    }));
+    inventory.sort();
+    inventory.dedup();
+    obs.inventory = inventory;
 
-    let pruned = prune::prune(ctx, profile, &obs.inventory).await?;
+    if let Some(e) = applied.error {
+        // Half a pass proves nothing about what left the profile: prune on the next one.
+        return Some(e);
+    }
+    // Only what the profile no longer renders is pruned, and only when proven its own.
+    match prune::prune(ctx, profile, &rendered_entries).await {
+        Ok(pruned) => obs.pruned = pruned,
+        Err(e) => return Some(e),
+    }
     if let Some(requested) = request::pending(profile) {
-        request::hand_on(ctx, profile, &ours, &requested).await?;
+        let sources: Vec<_> = rendered
+            .objects
+            .iter()
+            .filter(|o| applied.owned.contains(&o.inventory_entry()))
+            .cloned()
+            .collect();
+        if let Err(e) = request::hand_on(ctx, profile, &sources, &requested).await {
+            return Some(e);
+        }
         obs.handled_request = Some(requested);
     }
-    if !applied.changed.is_empty() || !pruned.is_empty() {
+    if !obs.changed.is_empty() || !obs.pruned.is_empty() {
         info!(
-            applied = applied.changed.len(),
-            pruned = pruned.len(),
+            applied = obs.changed.len(),
+            pruned = obs.pruned.len(),
             "reconciled Flux objects"
         );
     }
-    obs.changed = applied.changed;
-    obs.pruned = pruned;
-    Ok(())
+    None
 }
 
-/// Events only for real changes: objects written or deleted, or a new blocker.
-async fn publish_events(ctx: &Context, profile: &FluxProfile, obs: &Observation) {
-    let mut events = Vec::new();
-    let list = |entries: &[crate::api::InventoryEntry]| {
-        entries
-            .iter()
-            .map(|e| format!("{}/{}", e.kind, e.name))
-            .collect::<Vec<_>>()
-            .join(", ")
+/// While suspended nothing is written but status. The generation counts as observed only when
+/// every child is already as this spec renders it (typically: the only change was `suspend`
+/// itself); a spec change made while suspended is never reported as applied.
+async fn suspended(ctx: &Context, profile: &FluxProfile) -> Result<Action> {
+    let rendered = render::render(profile, &ctx.install.caps);
+    let in_place = rendered
+        .objects
+        .iter()
+        .all(|o| apply::in_place(ctx, profile, o));
+    let kept = profile.status.clone().unwrap_or_default();
+    let obs = Observation {
+        generation: profile.meta().generation,
+        suspended: Some(status::Suspended { in_place }),
+        inventory: kept.inventory,
+        webhook: kept.webhook,
+        ..Default::default()
     };
-    if !obs.changed.is_empty() {
-        events.push((
-            EventType::Normal,
-            "Applied",
-            "Apply",
-            format!("applied {}", list(&obs.changed)),
+    status::write_if_changed(
+        ctx,
+        profile,
+        status::compute(profile.status.as_ref(), &obs, &now()),
+    )
+    .await?;
+    Ok(Action::requeue(RESYNC))
+}
+
+/// When to look again without a watch event.
+fn next_check(ctx: &Context, profile: &FluxProfile, obs: &Observation) -> Action {
+    let key = ObjectRef::new(&profile.name_any()).within(&profile.namespace().unwrap_or_default());
+    let rejected = obs
+        .blockers
+        .iter()
+        .any(|b| matches!(b, Blocker::ApplyRejected(_)));
+    if rejected {
+        return Action::requeue(backoff(
+            ctx,
+            key,
+            blocker::REJECTED_RETRY_FIRST,
+            blocker::REJECTED_RETRY_MAX,
         ));
     }
-    if !obs.pruned.is_empty() {
-        events.push((
-            EventType::Normal,
-            "Pruned",
-            "Delete",
-            format!("deleted {}", list(&obs.pruned)),
-        ));
-    }
-    if let Some(blocker) = obs.blockers.first() {
-        let old_reason = profile
-            .status
-            .as_ref()
-            .and_then(|s| {
-                s.conditions
-                    .iter()
-                    .find(|c| c.type_ == "Stalled" && c.status == "True")
-            })
-            .map(|c| c.reason.clone());
-        if old_reason.as_deref() != Some(blocker.reason()) {
-            events.push((
-                EventType::Warning,
-                blocker.reason(),
-                "Reconcile",
-                blocker.message(),
-            ));
-        }
-    }
-    let reference = profile.object_ref(&());
-    for (type_, reason, action, note) in events {
-        let event = Event {
-            type_,
-            reason: reason.into(),
-            note: Some(note),
-            action: action.into(),
-            secondary: None,
-        };
-        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-            warn!(error = %e, "could not publish event");
-        }
-    }
+    ctx.failures.lock().unwrap().remove(&key);
+    let recheck = obs.blockers.iter().filter_map(Blocker::recheck).min();
+    Action::requeue(recheck.unwrap_or(RESYNC))
 }
 
-fn record_budget(ctx: &Context, profile: &FluxProfile, rendered: &render::Rendered) {
-    let b = &rendered.latency_budget;
-    let set = |path: &'static str, bound: &'static str, value: Duration| {
-        let labels = BudgetLabels {
-            namespace: profile.namespace().unwrap_or_default(),
-            profile: profile.name_any(),
-            path,
-            bound,
-        };
-        ctx.metrics
-            .latency_budget
-            .get_or_create(&labels)
-            .set(value.as_secs_f64());
-    };
-    set("image_to_deploy", "expected", b.image_to_deploy.expected);
-    set("image_to_deploy", "worst", b.image_to_deploy.worst);
-    set("commit_to_deploy", "expected", b.commit_to_deploy.expected);
-    set("commit_to_deploy", "worst", b.commit_to_deploy.worst);
-}
-
-/// Per-profile exponential backoff: 5s, 10s, 20s ... capped at 5 minutes.
+/// Per-profile exponential backoff after a transient error: 5s, 10s, 20s ... capped at 5 minutes.
 pub fn error_policy(profile: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Action {
-    let mut failures = ctx.failures.lock().unwrap();
-    let n = failures.entry(ObjectRef::from_obj(&*profile)).or_insert(0);
-    *n = n.saturating_add(1);
-    let delay = Duration::from_secs(5 << (*n - 1).min(6)).min(Duration::from_secs(300));
+    let delay = backoff(
+        &ctx,
+        ObjectRef::from_obj(&*profile),
+        Duration::from_secs(5),
+        Duration::from_secs(300),
+    );
     warn!(profile = %profile.name_any(), error = %error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
+}
+
+/// `first` doubled per consecutive failure of this profile, capped at `max`; the count resets
+/// when a reconcile ends without one (`next_check`).
+fn backoff(ctx: &Context, key: ObjectRef<Guarded>, first: Duration, max: Duration) -> Duration {
+    let mut failures = ctx.failures.lock().unwrap();
+    let n = failures.entry(key).or_insert(0);
+    *n = n.saturating_add(1);
+    (first * (1u32 << (*n - 1).min(10))).min(max)
 }
 
 fn now() -> Time {

@@ -29,10 +29,18 @@ pub struct Observation {
     /// A transient failure the controller retries.
     pub error: Option<String>,
     pub handled_request: Option<String>,
-    pub suspended: bool,
-    /// Objects written or deleted by this reconcile (for events, not status).
+    /// Set while `spec.suspend` is true: nothing was applied.
+    pub suspended: Option<Suspended>,
+    /// Objects written, adopted or deleted by this reconcile (for events, not status).
     pub changed: Vec<InventoryEntry>,
+    pub adopted: Vec<InventoryEntry>,
     pub pruned: Vec<InventoryEntry>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Suspended {
+    /// Every child is already as this generation renders it.
+    pub in_place: bool,
 }
 
 pub fn compute(
@@ -59,8 +67,33 @@ pub fn compute(
         }
     };
 
-    let conditions = if obs.suspended {
-        old_conditions.to_vec()
+    // A suspended profile observes its generation only if its children already match it; else
+    // kstatus must keep reading it as in progress, with the old generation.
+    let observed = match obs.suspended {
+        Some(Suspended { in_place: false }) => None,
+        _ => obs.generation,
+    };
+    let conditions = if let Some(Suspended { in_place }) = obs.suspended {
+        if in_place {
+            old_conditions
+                .iter()
+                .cloned()
+                .map(|c| Condition {
+                    observed_generation: obs.generation,
+                    ..c
+                })
+                .collect()
+        } else {
+            let applied = old.and_then(|s| s.observed_generation).unwrap_or(-1);
+            let message = format!(
+                "spec.suspend is true: generation {} is not applied; the Flux objects are as generation {applied} left them",
+                obs.generation.unwrap_or_default()
+            );
+            vec![Condition {
+                observed_generation: old.and_then(|s| s.observed_generation),
+                ..condition("Ready", false, "Suspended", message)
+            }]
+        }
     } else if let Some(first) = obs.blockers.first() {
         let message = obs
             .blockers
@@ -88,7 +121,7 @@ pub fn compute(
     };
 
     FluxProfileStatus {
-        observed_generation: obs.generation.or(old.and_then(|s| s.observed_generation)),
+        observed_generation: observed.or(old.and_then(|s| s.observed_generation)),
         conditions,
         last_handled_reconcile_at: obs
             .handled_request
@@ -213,5 +246,46 @@ mod tests {
         );
         assert!(!same(&ok, &failed));
         assert_eq!(failed.conditions[0].last_transition_time, at(9));
+    }
+
+    #[test]
+    fn a_spec_change_while_suspended_is_not_observed() {
+        let applied = compute(
+            None,
+            &Observation {
+                generation: Some(2),
+                ..Default::default()
+            },
+            &at(1),
+        );
+        let suspended_in_place = compute(
+            Some(&applied),
+            &Observation {
+                generation: Some(3),
+                suspended: Some(Suspended { in_place: true }),
+                ..Default::default()
+            },
+            &at(2),
+        );
+        assert_eq!(suspended_in_place.observed_generation, Some(3));
+        assert_eq!(
+            ready(&suspended_in_place),
+            ("True", "ReconciliationSucceeded")
+        );
+        let changed = compute(
+            Some(&suspended_in_place),
+            &Observation {
+                generation: Some(4),
+                suspended: Some(Suspended { in_place: false }),
+                ..Default::default()
+            },
+            &at(3),
+        );
+        assert_eq!(
+            changed.observed_generation,
+            Some(3),
+            "generation 4 was never applied"
+        );
+        assert_eq!(ready(&changed), ("False", "Suspended"));
     }
 }

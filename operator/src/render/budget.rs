@@ -28,14 +28,14 @@ use super::tuning::Tuning;
 pub const PROCESSING_ALLOWANCE: Duration = Duration::from_secs(10);
 
 /// A latency range: the expected and the worst case.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Range {
     pub expected: Duration,
     pub worst: Duration,
 }
 
 /// The budget as durations; `status()` is what `status.latencyBudget` and `render` print.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Budget {
     pub image_to_deploy: Range,
     pub commit_to_deploy: Range,

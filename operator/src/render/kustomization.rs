@@ -22,6 +22,7 @@ pub fn kustomization(cx: &Context, profile: &FluxProfile) -> Kustomization {
             path: format!("./{}", cx.cluster_path),
             prune: apply.prune.unwrap_or(true),
             wait: apply.wait.unwrap_or(true),
+            deletion_policy: apply.deletion_policy.unwrap_or_default().as_str().into(),
             target_namespace: apply.target_namespace.filter(|ns| !ns.is_empty()),
         },
     }

@@ -44,6 +44,18 @@ pub struct Rendered {
     pub latency_budget: budget::Budget,
     /// Name of the Receiver, when one is rendered (its webhook path needs the Secret's token).
     pub receiver: Option<String>,
+    pub tuning: tuning::Tuning,
+}
+
+impl Rendered {
+    /// The budget while the Git host cannot call the Receiver (its Secret is missing, say): every
+    /// commit waits for the source's backstop poll.
+    pub fn budget_without_webhook(&self) -> budget::Budget {
+        budget::latency_budget(&tuning::Tuning {
+            webhook: false,
+            ..self.tuning.clone()
+        })
+    }
 }
 
 /// What every builder needs: the profile's identity and resolved tuning.
@@ -121,5 +133,6 @@ pub fn render(profile: &FluxProfile, caps: &Capabilities) -> Rendered {
         class: cx.tuning.class,
         latency_budget: budget::latency_budget(&cx.tuning),
         receiver: receiver_name,
+        tuning: cx.tuning,
     }
 }
