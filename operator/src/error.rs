@@ -33,6 +33,15 @@ impl Error {
         }
     }
 
+    /// What a person reads in a condition: the API server's own message (it names the object and
+    /// the policy or field), without the client's debug dump of the response.
+    pub fn user_message(&self) -> String {
+        match self {
+            Error::Kube(kube::Error::Api(s)) => format!("{} ({} {})", s.message, s.code, s.reason),
+            other => other.to_string(),
+        }
+    }
+
     /// A bounded label for the errors metric.
     pub fn metric_label(&self) -> &'static str {
         match self {

@@ -52,6 +52,28 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
+        let metrics = Self::registered();
+        // Every series a dashboard or test reads exists from the start, at zero: a missing series
+        // then means a broken exporter, never "nothing happened yet".
+        for result in ["ok", "error"] {
+            let _ = metrics.reconciles.get_or_create(&ResultLabels { result });
+        }
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            let _ = metrics.kube_requests.get_or_create(&MethodLabels {
+                method: method.into(),
+            });
+        }
+        for kind in crate::flux::FluxKind::ALL {
+            let labels = KindLabels { kind: kind.kind() };
+            let _ = metrics.applied.get_or_create(&labels);
+            let _ = metrics.pruned.get_or_create(&labels);
+        }
+        metrics
+    }
+}
+
+impl Metrics {
+    fn registered() -> Self {
         let mut registry = Registry::with_prefix("fluxtune");
         let r = &mut registry;
         Metrics {

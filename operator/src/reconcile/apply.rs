@@ -85,7 +85,7 @@ pub async fn apply(ctx: &Context, profile: &FluxProfile, objects: &[FluxObject])
                 applied.owned.push(entry);
             }
             Ok(Outcome::Foreign(why)) => applied.conflicts.push((entry, why)),
-            Err(e) if e.is_permanent() => applied.rejected.push((entry, e.to_string())),
+            Err(e) if e.is_permanent() => applied.rejected.push((entry, e.user_message())),
             Err(e) => {
                 applied.error = Some(e);
                 break;

@@ -145,7 +145,7 @@ async fn reconcile_profile(profile: &FluxProfile, ctx: &Context) -> Result<Actio
 
     let error = apply_and_prune(ctx, profile, &rendered, &mut obs).await;
     if let Some(e) = &error {
-        obs.error = Some(e.to_string());
+        obs.error = Some(e.user_message());
     }
     let new_status = status::compute(profile.status.as_ref(), &obs, &now());
     events::publish(ctx, profile, &obs).await;

@@ -9,6 +9,7 @@ mod flux_support;
 mod gitops;
 mod operator;
 mod rbac;
+mod safety;
 mod schemas;
 mod support;
 mod upgrade;

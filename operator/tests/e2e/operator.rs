@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 
 use crate::support::{self, Operator, PATIENCE, eventually};
 
-const TOKEN: &str = "s3cr3t-token-value";
+pub(crate) const TOKEN: &str = "s3cr3t-token-value";
 
-fn profile(ns: &str, spec: Value) -> Value {
+pub(crate) fn profile(ns: &str, spec: Value) -> Value {
     json!({
         "apiVersion": "fluxtune.dev/v1alpha1",
         "kind": "FluxProfile",
@@ -24,7 +24,7 @@ fn profile(ns: &str, spec: Value) -> Value {
     })
 }
 
-fn webhook_spec() -> Value {
+pub(crate) fn webhook_spec() -> Value {
     json!({
         "cluster": {"name": "cluster1"},
         "source": {"url": "https://git.example.com/acme/kubeconf.git"},
@@ -37,13 +37,13 @@ fn webhook_spec() -> Value {
     })
 }
 
-async fn apply_profile(client: &Client, doc: &Value) {
+pub(crate) async fn apply_profile(client: &Client, doc: &Value) {
     support::apply_as(client, "e2e-user", doc)
         .await
         .expect("the profile is accepted");
 }
 
-async fn annotate_profile(client: &Client, ns: &str, key: &str, value: &str) {
+pub(crate) async fn annotate_profile(client: &Client, ns: &str, key: &str, value: &str) {
     Api::<FluxProfile>::namespaced(client.clone(), ns)
         .patch(
             "cluster1",
@@ -54,14 +54,14 @@ async fn annotate_profile(client: &Client, ns: &str, key: &str, value: &str) {
         .unwrap();
 }
 
-async fn get_profile(client: &Client, ns: &str) -> FluxProfile {
+pub(crate) async fn get_profile(client: &Client, ns: &str) -> FluxProfile {
     Api::<FluxProfile>::namespaced(client.clone(), ns)
         .get("cluster1")
         .await
         .unwrap()
 }
 
-fn condition<'a>(p: &'a FluxProfile, type_: &str) -> Option<(&'a str, &'a str)> {
+pub(crate) fn condition<'a>(p: &'a FluxProfile, type_: &str) -> Option<(&'a str, &'a str)> {
     p.status
         .as_ref()?
         .conditions
@@ -71,7 +71,12 @@ fn condition<'a>(p: &'a FluxProfile, type_: &str) -> Option<(&'a str, &'a str)> 
 }
 
 /// Waits until the profile's current generation is reconciled with Ready=`ready`, reason `reason`.
-async fn wait_ready(client: &Client, ns: &str, ready: &str, reason: &str) -> FluxProfile {
+pub(crate) async fn wait_ready(
+    client: &Client,
+    ns: &str,
+    ready: &str,
+    reason: &str,
+) -> FluxProfile {
     eventually(
         &format!("profile Ready={ready} ({reason})"),
         PATIENCE,
@@ -85,7 +90,10 @@ async fn wait_ready(client: &Client, ns: &str, ready: &str, reason: &str) -> Flu
     .await
 }
 
-async fn children(client: &Client, ns: &str) -> BTreeMap<(String, String), DynamicObject> {
+pub(crate) async fn children(
+    client: &Client,
+    ns: &str,
+) -> BTreeMap<(String, String), DynamicObject> {
     let mut all = BTreeMap::new();
     for kind in FluxKind::ALL {
         let api = support::dynamic_api(client, ns, kind);
@@ -108,11 +116,11 @@ fn written_by_fluxtune(o: &DynamicObject) -> (Option<i64>, Option<String>) {
     (o.metadata.generation, applied)
 }
 
-fn names(children: &BTreeMap<(String, String), DynamicObject>) -> Vec<String> {
+pub(crate) fn names(children: &BTreeMap<(String, String), DynamicObject>) -> Vec<String> {
     children.keys().map(|(k, n)| format!("{k}/{n}")).collect()
 }
 
-async fn setup(test: &str, with_secret: bool) -> (Client, String, Operator) {
+pub(crate) async fn setup(test: &str, with_secret: bool) -> (Client, String, Operator) {
     let client = support::client().await;
     let ns = support::namespace(&client, test).await;
     if with_secret {

@@ -240,11 +240,16 @@ impl Operator {
         .await;
     }
 
+    /// The operator's /metrics; fails the test when they cannot be read, so an assertion on a
+    /// metric never passes on an empty page.
     pub async fn metrics(&self) -> String {
-        http_get(&format!("http://{}/metrics", self.http))
-            .await
-            .map(|(_, body)| body)
-            .unwrap_or_default()
+        match http_get(&format!("http://{}/metrics", self.http)).await {
+            Some((200, body)) => body,
+            other => panic!(
+                "/metrics of the operator (log {}) unreadable: {other:?}",
+                self.log.display()
+            ),
+        }
     }
 
     /// Requests sent with `method`, read from the operator's own counter.
@@ -304,12 +309,30 @@ impl Drop for Operator {
     }
 }
 
+/// The sum of the series of metric `name` whose labels contain `label`; fails the test when
+/// there is none: a zero is only worth asserting when it was read.
 pub fn metric(text: &str, name: &str, label: &str) -> u64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && l.contains(label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .map(|v| v as u64)
-        .sum()
+    metric_opt(text, name, label)
+        .unwrap_or_else(|| panic!("no series of {name} with {label:?} on /metrics:\n{text}"))
+}
+
+/// As [`metric`], None when the series does not exist (yet).
+pub fn metric_opt(text: &str, name: &str, label: &str) -> Option<u64> {
+    let values: Vec<u64> = text
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(['{', ' ']))
+                && l.contains(label)
+        })
+        .map(|l| {
+            l.rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("unreadable metric line {l:?}")) as u64
+        })
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
 }
 
 fn free_port() -> u16 {
