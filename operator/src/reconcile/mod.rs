@@ -211,12 +211,24 @@ async fn apply_and_prune(
         .as_ref()
         .map(|s| s.inventory.clone())
         .unwrap_or_default();
-    let mut inventory = applied.owned.clone();
-    inventory.extend(previous.into_iter().filter(|e| {
-        applied.untouched(e) && (applied.error.is_some() || rendered_entries.contains(e))
-    }));
-    inventory.sort();
-    inventory.dedup();
+    let kept = |e: &InventoryEntry| {
+        applied.owned.contains(e) || (previous.contains(e) && applied.untouched(e))
+    };
+    // In apply order, as always; then what only a failed pass keeps (not rendered any more, not
+    // pruned yet).
+    let mut inventory: Vec<InventoryEntry> = rendered_entries
+        .iter()
+        .filter(|e| kept(e))
+        .cloned()
+        .collect();
+    if applied.error.is_some() {
+        inventory.extend(
+            previous
+                .iter()
+                .filter(|e| !rendered_entries.contains(e) && kept(e))
+                .cloned(),
+        );
+    }
     obs.inventory = inventory;
 
     if let Some(e) = applied.error {

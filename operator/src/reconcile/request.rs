@@ -14,6 +14,8 @@ use crate::{
 };
 
 pub const REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
+/// The field manager of the hand-on: not `fluxtune`, whose applies must never own the annotation.
+pub const REQUEST_MANAGER: &str = "fluxtune-request";
 
 /// The request on the profile that status does not record as handled yet.
 pub fn pending(profile: &FluxProfile) -> Option<String> {
@@ -46,7 +48,10 @@ pub async fn hand_on(
             Api::namespaced_with(ctx.client.clone(), &namespace, &kind.api_resource());
         api.patch(
             &object.name(),
-            &PatchParams::default(),
+            &PatchParams {
+                field_manager: Some(REQUEST_MANAGER.into()),
+                ..Default::default()
+            },
             &Patch::Merge(&patch),
         )
         .await?;

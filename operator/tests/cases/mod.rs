@@ -357,6 +357,11 @@ pub fn api_server_words(field: &str, message: &str) -> (String, String) {
                 "field not declared in schema".into(),
             );
         }
+        // A list-map (images, by name) and a set (sharedPaths) are keyed: server-side apply
+        // refuses a duplicate key while building the typed patch, before any CEL rule runs.
+        "shared paths must be unique" | "image names must be unique" => {
+            return (format!(".{field}"), "duplicate entries for key".into());
+        }
         // Server-side apply type-checks before validation, in its own words.
         m if m.starts_with("Invalid value: ") && m.contains("must be of type ") => {
             format!("expected {}", m.rsplit("must be of type ").next().unwrap())

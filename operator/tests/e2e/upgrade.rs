@@ -171,18 +171,67 @@ async fn the_current_release_takes_over_from_the_previous_one_without_churn() {
         .unwrap_or_else(|e| panic!("{name}: the current CRD refuses it: {e}"));
     }
 
+    // What the current build must write: only the children whose rendered fields differ from
+    // what the previous release left (a field added to the render, say); nothing else.
+    let current: Api<FluxProfile> = Api::namespaced(client.clone(), &ns);
+    let mut must_change = Vec::new();
+    for name in before.keys() {
+        let p = current.get(name).await.unwrap();
+        for object in fluxtune::render::render(&p, &Default::default()).objects {
+            let key = format!("{}/{}", object.kind().kind(), object.name());
+            let old = old_children
+                .get(&key)
+                .unwrap_or_else(|| panic!("{key} missing"));
+            if !fluxtune::reconcile::apply::up_to_date(&object.to_dynamic(), old) {
+                must_change.push(key);
+            }
+        }
+    }
+
     let new = Operator::start(&ns, "current");
     new.wait_ready().await;
-    eventually("the current build reconciles", PATIENCE, || async {
-        (support::metric(
-            &new.metrics().await,
-            "fluxtune_reconciles_total",
-            "result=\"ok\"",
-        ) >= before.len() as u64)
-            .then_some(())
-    })
+    // Proof that the current build reconciled every profile, not only that it started: each
+    // hands on a reconcile request and records it.
+    for name in before.keys() {
+        current
+            .patch(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(json!({"metadata": {"annotations": {
+                    "reconcile.fluxcd.io/requestedAt": "upgrade-1"}}})),
+            )
+            .await
+            .unwrap();
+    }
+    eventually(
+        "the current build handles a request on every profile",
+        PATIENCE,
+        || async {
+            let list = current.list(&ListParams::default()).await.ok()?;
+            list.items
+                .iter()
+                .all(|p| {
+                    p.status
+                        .as_ref()
+                        .and_then(|s| s.last_handled_reconcile_at.as_deref())
+                        == Some("upgrade-1")
+                })
+                .then_some(())
+        },
+    )
     .await;
     let after = all_ready(&client, &ns, "every profile stays Ready").await;
+    let applied = support::metric(&new.metrics().await, "fluxtune_children_applied_total", "");
+    eprintln!("the takeover rewrote {applied} children: {must_change:?}");
+    assert_eq!(
+        applied,
+        must_change.len() as u64,
+        "the takeover wrote children whose render did not change (expected only {must_change:?})"
+    );
+    assert_eq!(
+        support::metric(&new.metrics().await, "fluxtune_children_pruned_total", ""),
+        0
+    );
 
     let new_children = children(&client, &ns).await;
     assert_eq!(
@@ -196,6 +245,9 @@ async fn the_current_release_takes_over_from_the_previous_one_without_churn() {
             .managed_fields()
             .iter()
             .filter_map(|m| m.manager.clone())
+            // The request handed on above is a merge patch of one annotation, by design not
+            // owned by fluxtune's applies.
+            .filter(|m| m != fluxtune::reconcile::request::REQUEST_MANAGER)
             .collect();
         assert_eq!(
             managers,
