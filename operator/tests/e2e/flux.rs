@@ -408,3 +408,66 @@ async fn a_missing_shared_folder_fails_the_fetch_until_it_is_committed() {
     artifact_of(&client, ns, "cluster1", &commit, EVENT_DRIVEN).await;
     assert!(ready(&client, ns, FluxKind::GitRepository, "cluster1").await);
 }
+
+/// Deleting a profile deletes its Flux objects (ownerReferences); what its Kustomization applied
+/// stays unless the profile says otherwise: the default deletionPolicy is Orphan, so a commit that
+/// removes a profile's file by mistake does not take the cluster's workloads with it.
+#[tokio::test]
+async fn deleting_a_profile_keeps_its_workloads_unless_its_deletion_policy_says_delete() {
+    let lp = Loop::from_env();
+    let client = support::client().await;
+    let fleet = Fleet::new(&client, &lp, "flux-delete", 2, false).await;
+    let _op = fleet
+        .tune(&client, &lp, json!({"pollingClass": "Poll"}))
+        .await;
+    let ns = &fleet.ns;
+    let doomed = json!({
+        "cluster": {"name": "cluster2"},
+        "source": {"url": fleet.repo.url},
+        "pollingClass": "Poll",
+        "apply": {"wait": false, "targetNamespace": ns, "deletionPolicy": "Delete"},
+    });
+    support::apply_as(&client, "e2e-user", &profile(ns, "cluster2", doomed))
+        .await
+        .unwrap();
+    let configs = kube::Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), ns);
+    let kept = eventually("both clusters' workloads applied", SETUP, || async {
+        let kept = configs.get_opt("cluster1-config").await.unwrap()?;
+        configs.get_opt("cluster2-config").await.unwrap()?;
+        Some(kept)
+    })
+    .await;
+    let kustomization = support::dynamic_api(&client, ns, FluxKind::Kustomization)
+        .get("cluster1")
+        .await
+        .unwrap();
+    assert_eq!(kustomization.data["spec"]["deletionPolicy"], "Orphan");
+
+    let profiles = kube::Api::<fluxtune::api::FluxProfile>::namespaced(client.clone(), ns);
+    for name in ["cluster1", "cluster2"] {
+        profiles
+            .delete(name, &kube::api::DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    let kustomizations = support::dynamic_api(&client, ns, FluxKind::Kustomization);
+    eventually(
+        "the Kustomizations are garbage-collected and finalized by kustomize-controller",
+        SETUP,
+        || async {
+            let list = kustomizations.list(&Default::default()).await.unwrap();
+            list.items.is_empty().then_some(())
+        },
+    )
+    .await;
+    eventually("Delete removed cluster2's workloads", SETUP, || async {
+        configs.get_opt("cluster2-config").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    let still = configs
+        .get_opt("cluster1-config")
+        .await
+        .unwrap()
+        .expect("Orphan (the default) keeps cluster1's workloads");
+    assert_eq!(still.metadata.uid, kept.metadata.uid);
+}
