@@ -430,7 +430,8 @@ async fn deleting_a_profile_keeps_its_workloads_unless_its_deletion_policy_says_
     support::apply_as(&client, "e2e-user", &profile(ns, "cluster2", doomed))
         .await
         .unwrap();
-    let configs = kube::Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), ns);
+    let configs =
+        kube::Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), ns);
     let kept = eventually("both clusters' workloads applied", SETUP, || async {
         let kept = configs.get_opt("cluster1-config").await.unwrap()?;
         configs.get_opt("cluster2-config").await.unwrap()?;
@@ -461,7 +462,12 @@ async fn deleting_a_profile_keeps_its_workloads_unless_its_deletion_policy_says_
     )
     .await;
     eventually("Delete removed cluster2's workloads", SETUP, || async {
-        configs.get_opt("cluster2-config").await.unwrap().is_none().then_some(())
+        configs
+            .get_opt("cluster2-config")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
     })
     .await;
     let still = configs

@@ -216,9 +216,18 @@ async fn changing_the_class_retunes_and_removes_the_receiver_and_removing_an_ima
 
 #[tokio::test]
 async fn deleting_the_profile_garbage_collects_its_children() {
-    let (client, ns, _op) = setup("gc", true).await;
+    let (client, ns, op) = setup("gc", true).await;
     apply_profile(&client, &profile(&ns, webhook_spec())).await;
     wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    let series = "profile=\"cluster1\"";
+    assert!(
+        support::metric_opt(
+            &op.metrics().await,
+            "fluxtune_latency_budget_seconds",
+            series
+        )
+        .is_some()
+    );
     Api::<FluxProfile>::namespaced(client.clone(), &ns)
         .delete("cluster1", &DeleteParams::default())
         .await
@@ -227,6 +236,20 @@ async fn deleting_the_profile_garbage_collects_its_children() {
         "kube-controller-manager's garbage collector deletes every child",
         PATIENCE,
         || async { children(&client, &ns).await.is_empty().then_some(()) },
+    )
+    .await;
+    eventually(
+        "the deleted profile's metric series go",
+        PATIENCE,
+        || async {
+            support::metric_opt(
+                &op.metrics().await,
+                "fluxtune_latency_budget_seconds",
+                series,
+            )
+            .is_none()
+            .then_some(())
+        },
     )
     .await;
 }
@@ -284,6 +307,24 @@ async fn a_missing_secret_stalls_the_profile_until_the_secret_appears() {
     );
     // Everything else is applied all the same.
     assert_eq!(children(&client, &ns).await.len(), 8);
+    // No Git host can call a Receiver without its token: the budget says commits wait for the
+    // source's hourly backstop (source/2 + p expected), in status and on /metrics.
+    let budget = p.status.as_ref().unwrap().latency_budget.clone().unwrap();
+    assert_eq!(
+        (
+            budget.commit_to_deploy.expected.as_str(),
+            budget.commit_to_deploy.worst.as_str()
+        ),
+        ("30m10s", "1h3m10s")
+    );
+    assert_eq!(
+        support::metric(
+            &op.metrics().await,
+            "fluxtune_latency_budget_seconds",
+            "path=\"commit_to_deploy\",bound=\"expected\""
+        ),
+        1810
+    );
 
     // A Secret without "token" is a different, equally clear problem.
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
@@ -309,6 +350,11 @@ async fn a_missing_secret_stalls_the_profile_until_the_secret_appears() {
         .unwrap();
     let p = wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
     assert_eq!(condition(&p, "Stalled"), None);
+    let budget = p.status.as_ref().unwrap().latency_budget.clone().unwrap();
+    assert_eq!(
+        budget.commit_to_deploy.expected, "10s",
+        "the webhook path again"
+    );
     assert!(
         !op.logs().contains(TOKEN),
         "the token never appears in the logs"
