@@ -100,7 +100,11 @@ build_tool() {
   report "$mod $ver: built in $(since "$t0") s"
 }
 # A line for the caller's summary of what was built and what reused (test-all.sh prints it).
-report() { [[ -z ${FLUXTUNE_BUILD_REPORT:-} ]] || echo "$*" >>"$FLUXTUNE_BUILD_REPORT"; }
+# A build is looked up more than once per run (build, then up): its first line says it all.
+report() {
+  [[ -n ${FLUXTUNE_BUILD_REPORT:-} ]] || return 0
+  grep -qF "${1%%:*}:" "$FLUXTUNE_BUILD_REPORT" 2>/dev/null || echo "$*" >>"$FLUXTUNE_BUILD_REPORT"
+}
 
 cmd_build() {
   local kver ever minor ldk
