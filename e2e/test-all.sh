@@ -95,3 +95,11 @@ section "Flux in the loop: the five Flux controllers, a Git host with webhooks, 
 throwaway_flux
 # flux::: fluxtune's objects driven by Flux; gitops::: fluxtune installed and upgraded by Flux.
 e2e flux:: gitops::
+
+section "the main job: e2e/run.sh on a local control plane, with Flux and without"
+# The README's first command, as a newcomer runs it without a cluster, but stopping after the
+# demonstration (a commit and an image tag delivered live) instead of waiting for Ctrl-C.
+for mode in "" --operator-only; do
+  FLUXTUNE_LOCAL_DIR=$state/run-local FLUXTUNE_HTTP_PORT=$((20000 + RANDOM % 10000)) \
+    bash e2e/run.sh --local --exit $mode
+done
