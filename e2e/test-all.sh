@@ -88,12 +88,15 @@ section "e2e, one at a time: tests that change CRDs every other test uses"
 FLUXTUNE_E2E_PREVIOUS_BIN="$previous_bin" FLUXTUNE_E2E_PREVIOUS_SAMPLES="$previous_samples" \
   e2e upgrade:: flux_install:: --test-threads=1
 
+section "Flux in the loop: the five Flux controllers, a Git host with webhooks, an OCI registry"
+# From here on the Flux controllers run: notification-controller publishes every Receiver's
+# webhook path, which fluxtune reports (it has no access to the Secret holding the token).
+throwaway_flux
+
 section "e2e: the real kube-apiserver, the real Flux CRDs, fluxtune run as a process"
 e2e --skip upgrade:: --skip flux_install:: --skip flux:: --skip gitops::
 
-section "Flux in the loop: the five Flux controllers, a Git host with webhooks, an OCI registry"
-throwaway_flux
-# flux::: fluxtune's objects driven by Flux; gitops::: fluxtune installed and upgraded by Flux.
+section "e2e with Flux: fluxtune's objects driven by Flux, fluxtune installed and upgraded by Flux"
 e2e flux:: gitops::
 
 section "the main job: e2e/run.sh on a local control plane, with Flux and without"

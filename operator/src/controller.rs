@@ -8,15 +8,13 @@ use std::{
 };
 
 use futures::{StreamExt, future};
-use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Client, Config, ResourceExt,
-    api::{DynamicObject, PartialObjectMeta},
+    api::DynamicObject,
     runtime::{
         Controller, WatchStreamExt,
         events::{Recorder, Reporter},
-        reflector::{self, ObjectRef, Store},
-        watcher,
+        reflector, watcher,
     },
 };
 use tracing::{info, warn};
@@ -24,6 +22,7 @@ use tracing::{info, warn};
 use crate::{
     capabilities,
     error::{Error, Result},
+    flux::FluxKind,
     http::{self, Health},
     leader::Leadership,
     metrics::{MethodLabels, Metrics},
@@ -142,7 +141,7 @@ async fn controller(
             }
         })
         .applied_objects();
-    let mut controller = Controller::for_stream(profile_events, profile_store.clone());
+    let mut controller = Controller::for_stream(profile_events, profile_store);
 
     let mut children = BTreeMap::new();
     for &kind in &install.kinds {
@@ -162,26 +161,10 @@ async fn controller(
             .any_semantic();
         let stream = reflector::reflector(writer, watcher(api, config))
             .default_backoff()
-            .filter_map(only_spec_and_metadata_changes());
+            .filter_map(only_changes_that_matter(kind));
         controller = controller.owns_stream_with(stream, ar);
         children.insert(kind, reader);
     }
-
-    // The webhook Secret: a metadata-only watch (no token in memory), mapped to the profiles using it.
-    let secrets: Api<PartialObjectMeta<Secret>> = scoped(&client, &opts.namespace);
-    let store = profile_store.clone();
-    controller = controller.watches_stream(
-        watcher(secrets, watcher::Config::default().any_semantic())
-            .default_backoff()
-            .touched_objects(),
-        move |secret| {
-            profiles_using_secret(
-                &store,
-                &secret.namespace().unwrap_or_default(),
-                &secret.name_any(),
-            )
-        },
-    );
 
     // The caches fill once the controller polls their watches; ready means filled.
     let stores: Vec<_> = children.iter().map(|(k, s)| (*k, s.clone())).collect();
@@ -244,35 +227,15 @@ where
     }
 }
 
-fn profiles_using_secret(
-    store: &Store<Guarded>,
-    namespace: &str,
-    secret: &str,
-) -> Vec<ObjectRef<Guarded>> {
-    store
-        .state()
-        .iter()
-        .filter(|p| {
-            p.namespace().as_deref() == Some(namespace)
-                && p.0.as_ref().is_ok_and(|p| {
-                    p.spec
-                        .webhook
-                        .as_ref()
-                        .is_some_and(|w| w.secret_ref.name == secret)
-                })
-        })
-        .map(|p| ObjectRef::from_obj(&**p))
-        .collect()
-}
-
 /// Owned objects trigger their profile only when someone changes their spec (generation) or
-/// metadata, or deletes them: an ImageRepository's status changes every scan and must not.
+/// metadata, or deletes them, or (a Receiver) notification-controller publishes its webhook path
+/// or a Ready change: an ImageRepository's status changes every scan and must not.
 /// (Not kube's `predicate_filter`: it sees objects, not events, so it would drop the Delete of an
 /// object whose last state matches what it saw before, and it has no owner-references predicate.)
 type WatchEvent = Result<watcher::Event<DynamicObject>, watcher::Error>;
 type Trigger = future::Ready<Option<Result<DynamicObject, watcher::Error>>>;
 
-fn only_spec_and_metadata_changes() -> impl FnMut(WatchEvent) -> Trigger {
+fn only_changes_that_matter(kind: FluxKind) -> impl FnMut(WatchEvent) -> Trigger {
     let mut seen: HashMap<(Option<String>, String), u64> = HashMap::new();
     move |event| {
         let passed = match event {
@@ -288,6 +251,9 @@ fn only_spec_and_metadata_changes() -> impl FnMut(WatchEvent) -> Trigger {
                 obj.metadata.annotations.hash(&mut h);
                 format!("{:?}", obj.metadata.owner_references).hash(&mut h);
                 obj.metadata.deletion_timestamp.is_some().hash(&mut h);
+                if kind == FluxKind::Receiver {
+                    crate::reconcile::webhook::status_that_matters(&obj).hash(&mut h);
+                }
                 let fingerprint = h.finish();
                 let key = (obj.namespace(), obj.name_any());
                 (seen.insert(key, fingerprint) != Some(fingerprint)).then_some(Ok(obj))

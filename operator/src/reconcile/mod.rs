@@ -1,5 +1,5 @@
 //! One FluxProfile reconcile, in the order it reads:
-//! dereference (webhook Secret) -> render -> apply -> prune -> hand on requests -> status.
+//! render -> apply -> prune -> hand on requests -> read the Receiver's webhook path -> status.
 //! A profile being deleted is left alone: the garbage collector decides about its children.
 
 pub mod apply;
@@ -10,7 +10,7 @@ mod prune;
 pub mod request;
 pub mod status;
 mod unreadable;
-mod webhook;
+pub mod webhook;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -41,6 +41,7 @@ use crate::{
 };
 pub use blocker::Blocker;
 use status::Observation;
+use webhook::Webhook;
 
 /// The backstop: drift and changes arrive as watch events, this only catches what a watch missed.
 const RESYNC: Duration = Duration::from_secs(3600);
@@ -131,22 +132,22 @@ async fn reconcile_profile(profile: &FluxProfile, ctx: &Context) -> Result<Actio
         class: Some(rendered.class),
         ..Default::default()
     };
-    let mut budget = rendered.latency_budget.clone();
-    match webhook::webhook_status(ctx, profile, rendered.receiver.as_deref()).await? {
-        Some(Ok(w)) => obs.webhook = Some(w),
-        Some(Err(blocker)) => {
-            // No Git host can call the Receiver: commits wait for the source's backstop.
-            budget = rendered.budget_without_webhook();
-            obs.blockers.push(blocker);
-        }
-        None => {}
-    }
-    obs.latency_budget = Some(budget.status());
-
     let error = apply_and_prune(ctx, profile, &rendered, &mut obs).await;
     if let Some(e) = &error {
         obs.error = Some(e.user_message());
     }
+    // What notification-controller says of the Receiver: its path, or why it has none.
+    let mut budget = rendered.latency_budget.clone();
+    match webhook::webhook_status(ctx, profile, rendered.receiver.as_deref()) {
+        Webhook::Ready(w) => obs.webhook = Some(w),
+        Webhook::Blocked(blocker) => {
+            // No Git host can call the Receiver: commits wait for the source's backstop.
+            budget = rendered.budget_without_webhook();
+            obs.blockers.insert(0, blocker);
+        }
+        Webhook::Pending | Webhook::None => {}
+    }
+    obs.latency_budget = Some(budget.status());
     let new_status = status::compute(profile.status.as_ref(), &obs, &now());
     events::publish(ctx, profile, &obs).await;
     status::write_if_changed(ctx, profile, new_status).await?;

@@ -1,52 +1,170 @@
-//! Dereferences the webhook Secret: the token decides the Receiver's path. The token itself never
-//! leaves this module, neither into logs nor into status.
+//! Where the Git host must send push events, as notification-controller publishes it: the
+//! Receiver's `status.webhookPath`, computed there from the Secret's token. fluxtune never reads
+//! the Secret (its ServiceAccount has no permission on Secrets at all); a missing Secret or token
+//! shows on the Receiver's own Ready condition, and notification-controller watches the Secret, so
+//! creating it turns the Receiver (and, through its status change, the profile) Ready.
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, ResourceExt};
+use kube::{ResourceExt, api::DynamicObject, runtime::reflector::ObjectRef};
+use serde_json::Value;
 
 use super::{Blocker, Context};
 use crate::{
     api::{FluxProfile, WebhookStatus},
-    error::Result,
-    render::receiver::webhook_path,
+    flux::FluxKind,
 };
 
-/// The webhook status, or why it cannot be known yet. `Ok(None)` when no Receiver is rendered.
-pub async fn webhook_status(
-    ctx: &Context,
-    profile: &FluxProfile,
-    receiver: Option<&str>,
-) -> Result<Option<Result<WebhookStatus, Blocker>>> {
-    let (Some(receiver), Some(webhook)) = (receiver, profile.spec.webhook.as_ref()) else {
-        return Ok(None);
+/// notification-controller's Ready reason when it cannot read the token (TokenNotFoundReason).
+const TOKEN_NOT_FOUND: &str = "TokenNotFound";
+
+/// What the profile can say about its webhook.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Webhook {
+    /// No Receiver is rendered.
+    None,
+    /// The Receiver exists but notification-controller has not reported on its current spec yet.
+    Pending,
+    Ready(WebhookStatus),
+    Blocked(Blocker),
+}
+
+/// From the cached Receiver (a watch keeps it current; no request).
+pub fn webhook_status(ctx: &Context, profile: &FluxProfile, receiver: Option<&str>) -> Webhook {
+    let (Some(receiver), Some(spec)) = (receiver, profile.spec.webhook.as_ref()) else {
+        return Webhook::None;
     };
-    let namespace = profile.namespace().unwrap_or_default();
-    let secret_name = &webhook.secret_ref.name;
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let Some(secret) = secrets.get_opt(secret_name).await? else {
-        return Ok(Some(Err(Blocker::WebhookSecretNotFound(
-            secret_name.clone(),
-        ))));
+    let Some(store) = ctx.children.get(&FluxKind::Receiver) else {
+        return Webhook::Pending;
     };
-    let token = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get("token"))
-        .map(|t| String::from_utf8_lossy(&t.0).into_owned())
-        .or_else(|| {
-            secret
-                .string_data
-                .as_ref()
-                .and_then(|d| d.get("token").cloned())
-        })
-        .filter(|t| !t.is_empty());
-    let Some(token) = token else {
-        return Ok(Some(Err(Blocker::WebhookTokenMissing(secret_name.clone()))));
+    let key = ObjectRef::new_with(receiver, FluxKind::Receiver.api_resource())
+        .within(&profile.namespace().unwrap_or_default());
+    match store.get(&key) {
+        Some(live) => from_receiver(&live, &spec.secret_ref.name, spec.base_url.as_deref()),
+        None => Webhook::Pending,
+    }
+}
+
+fn from_receiver(live: &DynamicObject, secret: &str, base_url: Option<&str>) -> Webhook {
+    let status = &live.data["status"];
+    let ready = status["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"));
+    // A condition about an older spec (another Secret, say) says nothing about this one. The
+    // condition carries its generation; status.observedGeneration moves only on success.
+    let Some(ready) =
+        ready.filter(|c| c["observedGeneration"].as_i64() == live.metadata.generation)
+    else {
+        return Webhook::Pending;
     };
-    let path = webhook_path(&token, receiver, &namespace);
-    let url = webhook
-        .base_url
-        .as_ref()
-        .map(|base| format!("{}{path}", base.trim_end_matches('/')));
-    Ok(Some(Ok(WebhookStatus { path, url })))
+    let path = status["webhookPath"].as_str().unwrap_or_default();
+    match (ready["status"].as_str(), ready["reason"].as_str()) {
+        (Some("True"), _) if !path.is_empty() => Webhook::Ready(WebhookStatus {
+            path: path.to_string(),
+            url: base_url.map(|base| format!("{}{path}", base.trim_end_matches('/'))),
+        }),
+        (Some("False"), Some(TOKEN_NOT_FOUND)) => {
+            // "unable to read token from secret 'ns/name' error: secrets "name" not found", or
+            // "invalid 'ns/name' secret data: required fields 'token'".
+            let message = ready["message"].as_str().unwrap_or_default();
+            Webhook::Blocked(if message.contains("required fields 'token'") {
+                Blocker::WebhookTokenMissing(secret.to_string())
+            } else {
+                Blocker::WebhookSecretNotFound(secret.to_string())
+            })
+        }
+        _ => Webhook::Pending,
+    }
+}
+
+/// The parts of a Receiver's status that change what the profile reports: they wake the profile
+/// (controller.rs); nothing else in a child's status does.
+pub fn status_that_matters(live: &DynamicObject) -> Option<(Option<i64>, [String; 4])> {
+    let status = live.data.get("status")?;
+    let ready = status["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    // The message too: a missing Secret and a missing token share the reason TokenNotFound.
+    Some((
+        ready["observedGeneration"].as_i64(),
+        [
+            text(&status["webhookPath"]),
+            text(&ready["status"]),
+            text(&ready["reason"]),
+            text(&ready["message"]),
+        ],
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn receiver(generation: i64, status: Value) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "notification.toolkit.fluxcd.io/v1", "kind": "Receiver",
+            "metadata": {"name": "c1", "namespace": "ns", "generation": generation},
+            "status": status
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_path_is_the_receivers_once_it_is_ready_for_the_current_spec() {
+        let ready = json!({"observedGeneration": 2, "webhookPath": "/hook/abc",
+            "conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded", "observedGeneration": 2}]});
+        assert_eq!(
+            from_receiver(
+                &receiver(2, ready.clone()),
+                "hook",
+                Some("https://h.example/")
+            ),
+            Webhook::Ready(WebhookStatus {
+                path: "/hook/abc".into(),
+                url: Some("https://h.example/hook/abc".into())
+            })
+        );
+        assert_eq!(
+            from_receiver(&receiver(3, ready), "hook", None),
+            Webhook::Pending
+        );
+        assert_eq!(
+            from_receiver(&receiver(1, json!({})), "hook", None),
+            Webhook::Pending
+        );
+    }
+
+    #[test]
+    fn a_missing_secret_or_token_is_read_from_the_receivers_ready_condition() {
+        let failed = |message: &str| {
+            json!({"conditions": [{"type": "Ready", "status": "False", "observedGeneration": 1,
+                "reason": "TokenNotFound", "message": message}]})
+        };
+        assert_eq!(
+            from_receiver(
+                &receiver(
+                    1,
+                    failed(
+                        "unable to read token from secret 'ns/hook' error: secrets \"hook\" not found"
+                    )
+                ),
+                "hook",
+                None
+            ),
+            Webhook::Blocked(Blocker::WebhookSecretNotFound("hook".into()))
+        );
+        assert_eq!(
+            from_receiver(
+                &receiver(
+                    1,
+                    failed("invalid 'ns/hook' secret data: required fields 'token'")
+                ),
+                "hook",
+                None
+            ),
+            Webhook::Blocked(Blocker::WebhookTokenMissing("hook".into()))
+        );
+    }
 }

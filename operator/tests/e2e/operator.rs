@@ -133,9 +133,16 @@ pub(crate) async fn setup(test: &str, with_secret: bool) -> (Client, String, Ope
 
 #[tokio::test]
 async fn a_profile_becomes_ready_with_every_child_and_a_complete_status() {
-    let (client, ns, _op) = setup("create", true).await;
+    let (client, ns, op) = setup("create", true).await;
     apply_profile(&client, &profile(&ns, webhook_spec())).await;
-    let p = wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    // The webhook path is the Receiver's, once notification-controller publishes it.
+    let p = eventually("the webhook path in status", PATIENCE, || async {
+        let p = get_profile(&client, &ns).await;
+        p.status.as_ref()?.webhook.as_ref()?;
+        Some(p)
+    })
+    .await;
 
     let kids = children(&client, &ns).await;
     assert_eq!(
@@ -163,6 +170,11 @@ async fn a_profile_becomes_ready_with_every_child_and_a_complete_status() {
     assert_eq!(status.inventory.len(), 8);
     let webhook = status.webhook.unwrap();
     assert_eq!(webhook.path, webhook_path(TOKEN, "cluster1", &ns));
+    let receiver = support::dynamic_api(&client, &ns, FluxKind::Receiver)
+        .get("cluster1")
+        .await
+        .unwrap();
+    assert_eq!(webhook.path, receiver.data["status"]["webhookPath"]);
     assert_eq!(
         webhook.url.unwrap(),
         format!("https://hooks.example.com{}", webhook.path)
@@ -178,6 +190,10 @@ async fn a_profile_becomes_ready_with_every_child_and_a_complete_status() {
             .contains(TOKEN),
         "the token never appears in the profile"
     );
+    assert!(
+        !op.logs().contains(TOKEN),
+        "the token never appears in the logs"
+    );
 }
 
 #[tokio::test]
@@ -192,14 +208,19 @@ async fn changing_the_class_retunes_and_removes_the_receiver_and_removing_an_ima
     apply_profile(&client, &profile(&ns, spec)).await;
     let p = wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
 
-    let kids = children(&client, &ns).await;
-    assert!(
-        !kids.contains_key(&("Receiver".into(), "cluster1".into())),
-        "{:?}",
-        names(&kids)
-    );
-    assert!(!kids.contains_key(&("ImageRepository".into(), "cluster1-worker".into())));
-    assert!(!kids.contains_key(&("ImagePolicy".into(), "cluster1-worker".into())));
+    // Pruned objects go once the Flux controllers have run their finalizers.
+    let kids = eventually("the pruned objects are gone", PATIENCE, || async {
+        let kids = children(&client, &ns).await;
+        let gone = [
+            ("Receiver", "cluster1"),
+            ("ImageRepository", "cluster1-worker"),
+            ("ImagePolicy", "cluster1-worker"),
+        ]
+        .iter()
+        .all(|(k, n)| !kids.contains_key(&(k.to_string(), n.to_string())));
+        gone.then_some(kids)
+    })
+    .await;
     let git = &kids[&("GitRepository".to_string(), "cluster1".to_string())];
     assert_eq!(git.data["spec"]["interval"], "1m");
     assert_eq!(p.status.as_ref().unwrap().inventory.len(), 5);
@@ -220,14 +241,15 @@ async fn deleting_the_profile_garbage_collects_its_children() {
     apply_profile(&client, &profile(&ns, webhook_spec())).await;
     wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
     let series = "profile=\"cluster1\"";
-    assert!(
+    eventually("the profile's metric series", PATIENCE, || async {
         support::metric_opt(
             &op.metrics().await,
             "fluxtune_latency_budget_seconds",
-            series
+            series,
         )
-        .is_some()
-    );
+        .map(|_| ())
+    })
+    .await;
     Api::<FluxProfile>::namespaced(client.clone(), &ns)
         .delete("cluster1", &DeleteParams::default())
         .await
@@ -317,14 +339,13 @@ async fn a_missing_secret_stalls_the_profile_until_the_secret_appears() {
         ),
         ("30m10s", "1h3m10s")
     );
-    assert_eq!(
-        support::metric(
-            &op.metrics().await,
-            "fluxtune_latency_budget_seconds",
-            "path=\"commit_to_deploy\",bound=\"expected\""
-        ),
-        1810
-    );
+    eventually("the webhook-less budget on /metrics", PATIENCE, || async {
+        let m = op.metrics().await;
+        let label = "path=\"commit_to_deploy\",bound=\"expected\"";
+        (support::metric_opt(&m, "fluxtune_latency_budget_seconds", label) == Some(1810))
+            .then_some(())
+    })
+    .await;
 
     // A Secret without "token" is a different, equally clear problem.
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
@@ -366,6 +387,11 @@ async fn a_restart_and_a_no_op_reconcile_write_nothing() {
     let (client, ns, mut op) = setup("noop", true).await;
     apply_profile(&client, &profile(&ns, webhook_spec())).await;
     wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    // Settled: notification-controller has published the webhook path and fluxtune reported it.
+    eventually("the webhook path in status", PATIENCE, || async {
+        get_profile(&client, &ns).await.status?.webhook.map(|_| ())
+    })
+    .await;
     let before: BTreeMap<_, _> = children(&client, &ns)
         .await
         .into_iter()

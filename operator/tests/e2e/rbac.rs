@@ -23,19 +23,31 @@ async fn the_service_account_is_denied_what_the_operator_does_not_need() {
     let ns = support::namespace(&admin, "rbac").await;
     let operator = support::client_from(support::operator_kubeconfig_path()).await;
 
-    // It may read Secrets (the webhook token) ...
+    // No verb on Secrets at all (the webhook path is the Receiver's status), no namespace
+    // changes, no FluxProfile spec changes.
     support::webhook_secret(&admin, &ns, "hook", "t").await;
-    Api::<Secret>::namespaced(operator.clone(), &ns)
-        .get("hook")
-        .await
-        .expect("the operator reads webhook Secrets");
-
-    // ... but never write them, touch namespaces, or change a FluxProfile's spec.
     let secrets: Api<Secret> = Api::namespaced(operator.clone(), &ns);
+    let all_secrets: Api<Secret> = Api::all(operator.clone());
     let namespaces: Api<Namespace> = Api::all(operator.clone());
     let profiles: Api<fluxtune::api::FluxProfile> = Api::namespaced(operator.clone(), &ns);
     let new_secret: Secret = serde_json::from_value(json!({"metadata": {"name": "x"}})).unwrap();
     let failures: Vec<String> = [
+        forbidden("get a Secret", secrets.get("hook").await.map(|_| ())),
+        forbidden(
+            "list a namespace's Secrets",
+            secrets.list(&Default::default()).await.map(|_| ()),
+        ),
+        forbidden(
+            "list every Secret",
+            all_secrets.list(&Default::default()).await.map(|_| ()),
+        ),
+        forbidden(
+            "watch Secrets",
+            all_secrets
+                .watch(&Default::default(), "0")
+                .await
+                .map(|_| ()),
+        ),
         forbidden(
             "create a Secret",
             secrets.create(&PostParams::default(), &new_secret).await,
