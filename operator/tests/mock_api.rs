@@ -109,6 +109,21 @@ fn stored_profile() -> Value {
            "spec": {"cluster": {"name": "cluster1"}, "source": {"url": "https://g/r.git"}}})
 }
 
+/// Before its first write a reconcile re-reads the profile (a list selected by name): here it is
+/// neither deleting nor replaced.
+async fn profile_is_live(api: &mut Handle) {
+    expect(
+        api,
+        "GET",
+        "/apis/fluxtune.dev/v1alpha1/namespaces/flux-system/fluxprofiles",
+        StatusCode::OK,
+        json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {},
+               "items": [{"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                          "metadata": {"name": "cluster1", "namespace": "flux-system", "uid": "u-1"}}]}),
+    )
+    .await;
+}
+
 fn not_found() -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})
 }
@@ -148,6 +163,9 @@ async fn a_missing_flux_crd_stalls_the_profile_but_the_rest_is_applied() {
 
     for path in [GIT, KS] {
         expect(&mut api, "GET", path, StatusCode::NOT_FOUND, not_found()).await;
+        if path == GIT {
+            profile_is_live(&mut api).await;
+        }
         let applied = expect(
             &mut api,
             "PATCH",
@@ -263,6 +281,7 @@ async fn a_server_error_during_apply_is_reported_and_retried() {
     let reconcile = tokio::spawn(reconcile::reconcile(profile.clone(), ctx.clone()));
 
     expect(&mut api, "GET", GIT, StatusCode::NOT_FOUND, not_found()).await;
+    profile_is_live(&mut api).await;
     let failure = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "InternalError", "code": 500, "message": "etcdserver: request timed out"});
     expect(
         &mut api,
@@ -294,4 +313,66 @@ async fn a_server_error_during_apply_is_reported_and_retried() {
     let first = reconcile::error_policy(profile.clone(), &error, ctx.clone());
     let second = reconcile::error_policy(profile, &error, ctx);
     assert_ne!(format!("{first:?}"), format!("{second:?}"));
+}
+
+/// The delete of a pruned object carries the UID and resourceVersion its ownership was checked
+/// on; an object changed in between (409) is skipped, kept in the inventory and looked at again
+/// shortly. A real API server cannot be made to change an object inside that window on cue.
+#[tokio::test]
+async fn prune_deletes_with_preconditions_and_keeps_what_changed_in_between() {
+    let (ctx, mut api) = context(&FluxKind::ALL);
+    const OLD: &str =
+        "/apis/image.toolkit.fluxcd.io/v1/namespaces/flux-system/imagerepositories/cluster1-old";
+    let doc = json!({
+        "apiVersion": "fluxtune.dev/v1alpha1", "kind": "FluxProfile",
+        "metadata": {"name": "cluster1", "namespace": "flux-system", "uid": "u-1", "generation": 3},
+        "spec": {"cluster": {"name": "cluster1"}, "source": {"url": "https://g/r.git"}},
+        "status": {"inventory": [
+            {"apiVersion": "image.toolkit.fluxcd.io/v1", "kind": "ImageRepository", "name": "cluster1-old"}]}
+    });
+    let profile = Arc::new(serde_json::from_value::<DeserializeGuard<FluxProfile>>(doc).unwrap());
+    let reconcile = tokio::spawn(reconcile::reconcile(profile, ctx));
+    for path in [GIT, KS] {
+        expect(&mut api, "GET", path, StatusCode::NOT_FOUND, not_found()).await;
+        if path == GIT {
+            profile_is_live(&mut api).await;
+        }
+        expect(
+            &mut api,
+            "PATCH",
+            path,
+            StatusCode::OK,
+            echo_applied(FluxKind::GitRepository, "cluster1"),
+        )
+        .await;
+    }
+    let owned = json!({"apiVersion": "image.toolkit.fluxcd.io/v1", "kind": "ImageRepository",
+        "metadata": {"name": "cluster1-old", "namespace": "flux-system", "uid": "ir-1", "resourceVersion": "42",
+                     "ownerReferences": [{"apiVersion": "fluxtune.dev/v1alpha1", "kind": "FluxProfile",
+                                          "name": "cluster1", "uid": "u-1", "controller": true}]}});
+    expect(&mut api, "GET", OLD, StatusCode::OK, owned).await;
+    let conflict = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409,
+        "message": "Precondition failed: UID in precondition: ir-1, UID in object meta: ir-2"});
+    let delete = expect(&mut api, "DELETE", OLD, StatusCode::CONFLICT, conflict).await;
+    assert_eq!(
+        delete["preconditions"],
+        json!({"uid": "ir-1", "resourceVersion": "42"})
+    );
+    expect(&mut api, "POST", EVENTS, StatusCode::CREATED, json!({})).await;
+    let status = expect(&mut api, "PATCH", STATUS, StatusCode::OK, stored_profile()).await;
+    let inventory: Vec<_> = status["status"]["inventory"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(inventory, ["cluster1", "cluster1", "cluster1-old"]);
+    let action = reconcile.await.unwrap().unwrap();
+    assert_eq!(
+        format!("{action:?}"),
+        format!(
+            "{:?}",
+            kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(5))
+        )
+    );
 }

@@ -25,6 +25,12 @@ use crate::{
 
 pub const FIELD_MANAGER: &str = "fluxtune";
 pub const APPLIED_HASH: &str = "fluxtune.dev/applied";
+/// Marks a child fluxtune suspended because what it acts on became someone else's; fluxtune lifts
+/// the suspension (and only one it set) when the conflict clears.
+pub const SUSPENDED_FOR_CONFLICT: &str = "fluxtune.dev/suspended-for-conflict";
+/// The field manager of those suspensions: never `fluxtune`, whose applies leave `spec.suspend`
+/// to its users (`flux suspend`).
+pub const CONFLICT_MANAGER: &str = "fluxtune-conflict";
 
 /// What one pass over the rendered objects did. A transient error stops the pass (`error`);
 /// everything before it is recorded, so the inventory never loses an object it wrote.
@@ -40,6 +46,12 @@ pub struct Applied {
     pub conflicts: Vec<(InventoryEntry, String)>,
     /// Objects not applied because they act on or read a conflicting object.
     pub blocked: Vec<InventoryEntry>,
+    /// Existing children of this profile among `blocked`, suspended by this pass so that they stop
+    /// acting on the foreign object (a Kustomization applying another team's repository).
+    pub held: Vec<InventoryEntry>,
+    /// The profile turned out to be deleting (or replaced) when checked before the first write:
+    /// the pass stopped, nothing was written.
+    pub profile_gone: bool,
     /// Objects the API server refused for good (admission, RBAC, validation), with its message.
     pub rejected: Vec<(InventoryEntry, String)>,
     /// Objects whose Flux CRD is not installed.
@@ -58,6 +70,7 @@ impl Applied {
 
 pub async fn apply(ctx: &Context, profile: &FluxProfile, objects: &[FluxObject]) -> Applied {
     let mut applied = Applied::default();
+    let mut live_checked = false;
     for object in objects {
         let entry = object.inventory_entry();
         let kind = object.kind();
@@ -72,10 +85,21 @@ pub async fn apply(ctx: &Context, profile: &FluxProfile, objects: &[FluxObject])
                 .any(|(c, _)| c.kind == k.kind() && &c.name == n)
         });
         if blocked_by_conflict {
+            match hold(ctx, profile, object).await {
+                Ok(true) => applied.held.push(entry.clone()),
+                Ok(false) => {}
+                Err(e) if e.is_permanent() => {
+                    applied.rejected.push((entry.clone(), e.user_message()))
+                }
+                Err(e) => {
+                    applied.error = Some(e);
+                    break;
+                }
+            }
             applied.blocked.push(entry);
             continue;
         }
-        match apply_one(ctx, profile, object).await {
+        match apply_one(ctx, profile, object, &mut live_checked).await {
             Ok(Outcome::UpToDate) => applied.owned.push(entry),
             Ok(Outcome::Written { adopted }) => {
                 if adopted {
@@ -85,6 +109,10 @@ pub async fn apply(ctx: &Context, profile: &FluxProfile, objects: &[FluxObject])
                 applied.owned.push(entry);
             }
             Ok(Outcome::Foreign(why)) => applied.conflicts.push((entry, why)),
+            Ok(Outcome::ProfileGone) => {
+                applied.profile_gone = true;
+                break;
+            }
             Err(e) if e.is_permanent() => applied.rejected.push((entry, e.user_message())),
             Err(e) => {
                 applied.error = Some(e);
@@ -99,46 +127,139 @@ enum Outcome {
     UpToDate,
     Written { adopted: bool },
     Foreign(String),
+    ProfileGone,
 }
 
 async fn apply_one(
     ctx: &Context,
     profile: &FluxProfile,
     object: &FluxObject,
+    live_checked: &mut bool,
 ) -> Result<Outcome, Error> {
     let namespace = profile.namespace().unwrap_or_default();
     let kind = object.kind();
-    let desired = with_hash(object.to_dynamic());
     let name = object.name();
     let ar = kind.api_resource();
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, &ar);
     let cached = ctx.children[&kind]
         .get(&kube::runtime::reflector::ObjectRef::new_with(&name, ar.clone()).within(&namespace));
-    let live = match cached {
+    let mut live = match cached {
         Some(live) => Some((*live).clone()),
         // Not in the cache of fluxtune-labelled objects: it is new, or someone else's.
         None => api.get_opt(&name).await?,
     };
-    let mut adopted = false;
-    if let Some(live) = &live {
-        match ownership::claim(live, profile) {
-            Claim::Owned if up_to_date(&desired, live) => return Ok(Outcome::UpToDate),
-            Claim::Owned => {}
-            Claim::Adoptable => adopted = true,
-            Claim::Foreign(why) => return Ok(Outcome::Foreign(why)),
+    // The cache may lag behind a write: a refused precondition means "look again", once.
+    for attempt in 0..2 {
+        let mut desired = with_hash(object.to_dynamic());
+        let mut adopted = false;
+        if let Some(live) = &live {
+            match ownership::claim(live, profile) {
+                Claim::Owned if suspended_for_conflict(live) => {}
+                Claim::Owned if up_to_date(&desired, live) => return Ok(Outcome::UpToDate),
+                Claim::Owned => {}
+                Claim::Adoptable => adopted = true,
+                Claim::Foreign(why) => return Ok(Outcome::Foreign(why)),
+            }
+            // Optimistic lock: an object changed since it was read (by the garbage collector
+            // removing the owner reference, say) is not overwritten from a stale decision.
+            desired.metadata.resource_version = live.resource_version();
+        }
+        // The first write of a pass is preceded by a fresh read of the profile: one that is being
+        // deleted must not get children back (the collector may be orphaning them right now).
+        if !*live_checked {
+            if !profile_still_live(ctx, profile).await? {
+                return Ok(Outcome::ProfileGone);
+            }
+            *live_checked = true;
+        }
+        let written = api
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&desired),
+            )
+            .await;
+        match written {
+            Ok(written) => {
+                if suspended_for_conflict(&written) {
+                    release(&api, &name).await?;
+                }
+                ctx.metrics
+                    .applied
+                    .get_or_create(&crate::metrics::KindLabels { kind: kind.kind() })
+                    .inc();
+                return Ok(Outcome::Written { adopted });
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt == 0 => {
+                live = api.get_opt(&name).await?;
+            }
+            Err(e) => return Err(e.into()),
         }
     }
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&desired),
-    )
-    .await?;
-    ctx.metrics
-        .applied
-        .get_or_create(&crate::metrics::KindLabels { kind: kind.kind() })
-        .inc();
-    Ok(Outcome::Written { adopted })
+    unreachable!("the second attempt returns")
+}
+
+/// The profile as the API server has it now, not as the cache had it when the reconcile started.
+/// RBAC grants list (not get) on profiles: a list selected by name.
+async fn profile_still_live(ctx: &Context, profile: &FluxProfile) -> Result<bool, Error> {
+    let api: Api<kube::api::PartialObjectMeta<FluxProfile>> =
+        Api::namespaced(ctx.client.clone(), &profile.namespace().unwrap_or_default());
+    let params =
+        kube::api::ListParams::default().fields(&format!("metadata.name={}", profile.name_any()));
+    let now = api.list_metadata(&params).await?;
+    Ok(now.items.first().is_some_and(|p| {
+        p.metadata.uid == profile.metadata.uid && p.metadata.deletion_timestamp.is_none()
+    }))
+}
+
+fn suspended_for_conflict(live: &DynamicObject) -> bool {
+    live.annotations().contains_key(SUSPENDED_FOR_CONFLICT)
+}
+
+/// Suspends an existing child of this profile that would act on a foreign object. Returns whether
+/// it did; a child the user suspended is left as it is (and never un-suspended by fluxtune).
+async fn hold(ctx: &Context, profile: &FluxProfile, object: &FluxObject) -> Result<bool, Error> {
+    let namespace = profile.namespace().unwrap_or_default();
+    let ar = object.kind().api_resource();
+    let Some(live) = ctx.children[&object.kind()].get(
+        &kube::runtime::reflector::ObjectRef::new_with(&object.name(), ar.clone())
+            .within(&namespace),
+    ) else {
+        return Ok(false);
+    };
+    if !ownership::is_owned(&live, profile)
+        || suspended_for_conflict(&live)
+        || live.data["spec"]["suspend"] == Value::Bool(true)
+    {
+        return Ok(false);
+    }
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, &ar);
+    let patch = serde_json::json!({
+        "metadata": {"annotations": {SUSPENDED_FOR_CONFLICT: "true"},
+                     "resourceVersion": live.resource_version()},
+        "spec": {"suspend": true},
+    });
+    api.patch(&object.name(), &conflict_manager(), &Patch::Merge(&patch))
+        .await?;
+    Ok(true)
+}
+
+/// Lifts a suspension fluxtune set for a conflict that has cleared.
+async fn release(api: &Api<DynamicObject>, name: &str) -> Result<(), Error> {
+    let patch = serde_json::json!({
+        "metadata": {"annotations": {SUSPENDED_FOR_CONFLICT: null}},
+        "spec": {"suspend": null},
+    });
+    api.patch(name, &conflict_manager(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
+fn conflict_manager() -> PatchParams {
+    PatchParams {
+        field_manager: Some(CONFLICT_MANAGER.into()),
+        ..Default::default()
+    }
 }
 
 /// Whether the object is this profile's and already as rendered, from the cache alone (no request).
@@ -152,6 +273,21 @@ pub fn in_place(ctx: &Context, profile: &FluxProfile, object: &FluxObject) -> bo
     store.get(&key).is_some_and(|live| {
         ownership::is_owned(&live, profile) && up_to_date(&with_hash(object.to_dynamic()), &live)
     })
+}
+
+/// Whether the cache holds this entry's object and it is this profile's.
+pub fn cached_and_owned(ctx: &Context, profile: &FluxProfile, entry: &InventoryEntry) -> bool {
+    let Some(kind) = FluxKind::from_kind(&entry.kind) else {
+        return false;
+    };
+    let Some(store) = ctx.children.get(&kind) else {
+        return false;
+    };
+    let key = kube::runtime::reflector::ObjectRef::new_with(&entry.name, kind.api_resource())
+        .within(&profile.namespace().unwrap_or_default());
+    store
+        .get(&key)
+        .is_some_and(|live| ownership::is_owned(&live, profile))
 }
 
 fn with_hash(mut desired: DynamicObject) -> DynamicObject {

@@ -30,6 +30,17 @@ pub async fn publish(ctx: &Context, profile: &FluxProfile, obs: &Observation) {
             ),
         ));
     }
+    if !obs.held.is_empty() {
+        events.push((
+            EventType::Warning,
+            "Suspended",
+            "Suspend",
+            format!(
+                "suspended {}: they would act on an object that is not this profile's; resumed when the conflict clears",
+                list(&obs.held)
+            ),
+        ));
+    }
     if !obs.changed.is_empty() {
         events.push((
             EventType::Normal,

@@ -45,6 +45,8 @@ use webhook::Webhook;
 
 /// The backstop: drift and changes arrive as watch events, this only catches what a watch missed.
 const RESYNC: Duration = Duration::from_secs(3600);
+/// An object changed between the check and the write: look again shortly.
+const RETRY_SOON: Duration = Duration::from_secs(5);
 
 pub struct Context {
     pub client: Client,
@@ -133,6 +135,10 @@ async fn reconcile_profile(profile: &FluxProfile, ctx: &Context) -> Result<Actio
         ..Default::default()
     };
     let error = apply_and_prune(ctx, profile, &rendered, &mut obs).await;
+    if obs.profile_gone {
+        // Deleted (or replaced) since the reconcile began: the next event is its deletion.
+        return Ok(Action::await_change());
+    }
     if let Some(e) = &error {
         obs.error = Some(e.user_message());
     }
@@ -173,6 +179,11 @@ async fn apply_and_prune(
     obs: &mut Observation,
 ) -> Option<Error> {
     let applied = apply::apply(ctx, profile, &rendered.objects).await;
+    if applied.profile_gone {
+        obs.profile_gone = true;
+        return None;
+    }
+    obs.held = applied.held.clone();
     let missing = ctx.install.missing(applied.missing_kinds.iter().copied());
     if !missing.is_empty() {
         obs.blockers.push(Blocker::FluxCrdMissing(missing));
@@ -230,16 +241,35 @@ async fn apply_and_prune(
                 .cloned(),
         );
     }
-    obs.inventory = inventory;
-
     if let Some(e) = applied.error {
         // Half a pass proves nothing about what left the profile: prune on the next one.
+        obs.inventory = inventory;
         return Some(e);
     }
-    // Only what the profile no longer renders is pruned, and only when proven its own.
-    match prune::prune(ctx, profile, &rendered_entries).await {
-        Ok(pruned) => obs.pruned = pruned,
-        Err(e) => return Some(e),
+    // Only what the profile no longer renders is pruned, and only when proven its own; whatever
+    // is not deleted stays in the inventory.
+    let pruned = prune::prune(ctx, profile, &rendered_entries).await;
+    inventory.extend(
+        previous
+            .iter()
+            .filter(|e| !rendered_entries.contains(e) && !pruned.deleted.contains(e))
+            .filter(|e| {
+                pruned.error.is_some()
+                    || pruned.skipped.contains(e)
+                    || pruned.rejected.iter().any(|(r, _)| r == *e)
+            })
+            .cloned(),
+    );
+    obs.inventory = inventory;
+    obs.pruned = pruned.deleted;
+    obs.retry_soon = !pruned.skipped.is_empty();
+    let mut refused: Vec<String> = pruned
+        .rejected
+        .iter()
+        .map(|(e, message)| format!("delete {}: {message}", named(e)))
+        .collect();
+    if let Some(e) = pruned.error {
+        return Some(e);
     }
     if let Some(requested) = request::pending(profile) {
         let sources: Vec<_> = rendered
@@ -248,10 +278,23 @@ async fn apply_and_prune(
             .filter(|o| applied.owned.contains(&o.inventory_entry()))
             .cloned()
             .collect();
-        if let Err(e) = request::hand_on(ctx, profile, &sources, &requested).await {
-            return Some(e);
+        match request::hand_on(ctx, profile, &sources, &requested).await {
+            Ok(()) => obs.handled_request = Some(requested),
+            Err(e) if e.is_permanent() => {
+                refused.push(format!("reconcile request: {}", e.user_message()))
+            }
+            Err(e) => return Some(e),
         }
-        obs.handled_request = Some(requested);
+    }
+    if !refused.is_empty() {
+        match obs
+            .blockers
+            .iter_mut()
+            .find(|b| matches!(b, Blocker::ApplyRejected(_)))
+        {
+            Some(Blocker::ApplyRejected(list)) => list.extend(refused),
+            _ => obs.blockers.push(Blocker::ApplyRejected(refused)),
+        }
     }
     if !obs.changed.is_empty() || !obs.pruned.is_empty() {
         info!(
@@ -268,10 +311,20 @@ async fn apply_and_prune(
 /// itself); a spec change made while suspended is never reported as applied.
 async fn suspended(ctx: &Context, profile: &FluxProfile) -> Result<Action> {
     let rendered = render::render(profile, &ctx.install.caps);
+    let rendered_entries: Vec<InventoryEntry> = rendered
+        .objects
+        .iter()
+        .map(|o| o.inventory_entry())
+        .collect();
+    // Every child as rendered, and nothing of the profile's left that it no longer renders.
     let in_place = rendered
         .objects
         .iter()
-        .all(|o| apply::in_place(ctx, profile, o));
+        .all(|o| apply::in_place(ctx, profile, o))
+        && !ownership::candidates(ctx, profile)
+            .iter()
+            .filter(|c| !rendered_entries.contains(c))
+            .any(|c| apply::cached_and_owned(ctx, profile, c));
     let kept = profile.status.clone().unwrap_or_default();
     let obs = Observation {
         generation: profile.meta().generation,
@@ -296,17 +349,26 @@ fn next_check(ctx: &Context, profile: &FluxProfile, obs: &Observation) -> Action
         .blockers
         .iter()
         .any(|b| matches!(b, Blocker::ApplyRejected(_)));
+    let mut next = obs
+        .blockers
+        .iter()
+        .filter_map(Blocker::recheck)
+        .min()
+        .unwrap_or(RESYNC);
     if rejected {
-        return Action::requeue(backoff(
+        next = next.min(backoff(
             ctx,
             key,
             blocker::REJECTED_RETRY_FIRST,
             blocker::REJECTED_RETRY_MAX,
         ));
+    } else {
+        ctx.failures.lock().unwrap().remove(&key);
     }
-    ctx.failures.lock().unwrap().remove(&key);
-    let recheck = obs.blockers.iter().filter_map(Blocker::recheck).min();
-    Action::requeue(recheck.unwrap_or(RESYNC))
+    if obs.retry_soon {
+        next = next.min(RETRY_SOON);
+    }
+    Action::requeue(next)
 }
 
 /// Per-profile exponential backoff after a transient error: 5s, 10s, 20s ... capped at 5 minutes.

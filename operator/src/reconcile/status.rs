@@ -35,6 +35,12 @@ pub struct Observation {
     pub changed: Vec<InventoryEntry>,
     pub adopted: Vec<InventoryEntry>,
     pub pruned: Vec<InventoryEntry>,
+    /// Suspended because what they act on became someone else's.
+    pub held: Vec<InventoryEntry>,
+    /// Something changed under a write's precondition: look again shortly.
+    pub retry_soon: bool,
+    /// The profile was being deleted when checked before the first write: nothing to report.
+    pub profile_gone: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

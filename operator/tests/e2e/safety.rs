@@ -44,9 +44,59 @@ fn profiles(client: &Client, ns: &str) -> Api<FluxProfile> {
     Api::namespaced(client.clone(), ns)
 }
 
+/// Keeps a deleted profile in its "being deleted" state (deletionTimestamp set) for as long as a
+/// test needs: the window in which a reconcile used to race the garbage collector.
+const HOLD: &str = "e2e.fluxtune.dev/hold";
+
+async fn hold_deletion(client: &Client, ns: &str, name: &str, hold: bool) {
+    // The collector's own finalizers (orphan, foregroundDeletion) stay as they are.
+    let mut finalizers = profiles(client, ns)
+        .get(name)
+        .await
+        .unwrap()
+        .finalizers()
+        .to_vec();
+    finalizers.retain(|f| f != HOLD);
+    if hold {
+        finalizers.push(HOLD.into());
+    }
+    profiles(client, ns)
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": finalizers}})),
+        )
+        .await
+        .unwrap();
+}
+
+/// Requests a reconcile of every profile in `ns`: a reconcile that ignored the deletion would
+/// write now.
+async fn poke_all(client: &Client, ns: &str, value: &str) {
+    for p in profiles(client, ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+    {
+        annotate_profile_named(client, ns, &p.name_any(), value).await;
+    }
+}
+
+async fn annotate_profile_named(client: &Client, ns: &str, name: &str, value: &str) {
+    profiles(client, ns)
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {
+                "reconcile.fluxcd.io/requestedAt": value}}})),
+        )
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn orphan_deletion_of_many_profiles_keeps_every_child() {
-    let (client, ns, _op) = setup("orphan", false).await;
+    let (client, ns, op) = setup("orphan", false).await;
     let n = 12;
     for i in 0..n {
         apply_profile(
@@ -68,6 +118,9 @@ async fn orphan_deletion_of_many_profiles_keeps_every_child() {
     .await;
     let before = children(&client, &ns).await;
     assert_eq!(before.len(), 2 * n);
+    for i in 0..n {
+        hold_deletion(&client, &ns, &format!("c{i}"), true).await;
+    }
 
     // `kubectl delete fluxprofile --all --cascade=orphan`, all at once.
     profiles(&client, &ns)
@@ -80,14 +133,6 @@ async fn orphan_deletion_of_many_profiles_keeps_every_child() {
         )
         .await
         .unwrap();
-    eventually("the profiles are gone", PATIENCE, || async {
-        let list = profiles(&client, &ns)
-            .list(&ListParams::default())
-            .await
-            .unwrap();
-        list.items.is_empty().then_some(())
-    })
-    .await;
     eventually(
         "the garbage collector removed every ownerReference",
         PATIENCE,
@@ -99,9 +144,29 @@ async fn orphan_deletion_of_many_profiles_keeps_every_child() {
         },
     )
     .await;
-    // The collector deletes a child whose owner is gone as soon as it sees the reference: give
-    // it time to act on any reference put back, then everything must still be there.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // The profiles still exist, being deleted: ask each for a reconcile. One that wrote now would
+    // put back an owner reference, and the collector would delete that child as dangling.
+    let written = writes(&op).await;
+    poke_all(&client, &ns, "while-deleting").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        writes(&op).await,
+        written,
+        "fluxtune wrote for a profile being deleted"
+    );
+    for i in 0..n {
+        hold_deletion(&client, &ns, &format!("c{i}"), false).await;
+    }
+    eventually("the profiles are gone", PATIENCE, || async {
+        let list = profiles(&client, &ns)
+            .list(&ListParams::default())
+            .await
+            .unwrap();
+        list.items.is_empty().then_some(())
+    })
+    .await;
+    // Give the collector time to act on any reference put back, then everything must be there.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let after = children(&client, &ns).await;
     assert_eq!(
         names(&after),
@@ -119,25 +184,20 @@ async fn foreground_deletion_does_not_recreate_children() {
     let (client, ns, op) = setup("foreground", true).await;
     apply_profile(&client, &profile(&ns, webhook_spec())).await;
     wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
-    let written = writes(&op).await;
+    hold_deletion(&client, &ns, "cluster1", true).await;
 
     profiles(&client, &ns)
         .delete("cluster1", &DeleteParams::foreground())
         .await
         .unwrap();
-    eventually(
-        "the profile and its children are gone",
-        PATIENCE,
-        || async {
-            let gone = profiles(&client, &ns)
-                .get_opt("cluster1")
-                .await
-                .unwrap()
-                .is_none();
-            (gone && children(&client, &ns).await.is_empty()).then_some(())
-        },
-    )
+    eventually("the children are gone", PATIENCE, || async {
+        children(&client, &ns).await.is_empty().then_some(())
+    })
     .await;
+    // The profile is still there, being deleted; a reconcile that ignored that would recreate
+    // every child.
+    let written = writes(&op).await;
+    poke_all(&client, &ns, "while-deleting").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(children(&client, &ns).await.is_empty(), "a child came back");
     assert_eq!(
@@ -145,6 +205,16 @@ async fn foreground_deletion_does_not_recreate_children() {
         written,
         "fluxtune wrote while the profile was being deleted"
     );
+    hold_deletion(&client, &ns, "cluster1", false).await;
+    eventually("the profile is gone", PATIENCE, || async {
+        profiles(&client, &ns)
+            .get_opt("cluster1")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
 }
 
 /// A foreign GitRepository (no labels, no owner) and a foreign ImageRepository under the names the
@@ -225,6 +295,97 @@ async fn a_foreign_source_blocks_its_dependents_until_it_is_deleted() {
         deleted.elapsed().as_secs_f64()
     );
     assert_eq!(children(&client, &ns).await.len(), 8);
+}
+
+/// The profile's own GitRepository is replaced by another team's under the same name while
+/// fluxtune is down: the profile's existing Kustomization, ImageUpdateAutomation and Receiver would
+/// now act on it (apply that repository, push with its credentials), so they are suspended, and
+/// resumed once the conflict clears.
+#[tokio::test]
+async fn children_of_a_replaced_source_are_suspended_until_the_conflict_clears() {
+    let (client, ns, mut op) = setup("held", true).await;
+    apply_profile(&client, &profile(&ns, webhook_spec())).await;
+    wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    op.stop();
+    let gits = support::dynamic_api(&client, &ns, FluxKind::GitRepository);
+    gits.delete("cluster1", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("our GitRepository is gone", PATIENCE, || async {
+        gits.get_opt("cluster1")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    support::apply_as(
+        &client,
+        "other-team",
+        &json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+            "metadata": {"name": "cluster1", "namespace": ns},
+            "spec": {"interval": "5m", "url": "https://git.example.com/other-team/apps.git"}
+        }),
+    )
+    .await
+    .unwrap();
+    op.restart();
+    op.wait_ready().await;
+    wait_ready(&client, &ns, "False", "NameConflict").await;
+    let dependents = [
+        FluxKind::Kustomization,
+        FluxKind::ImageUpdateAutomation,
+        FluxKind::Receiver,
+    ];
+    let suspended = |o: &DynamicObject| {
+        o.data["spec"]["suspend"] == json!(true)
+            && o.annotations()
+                .contains_key("fluxtune.dev/suspended-for-conflict")
+    };
+    eventually("the dependents are suspended", PATIENCE, || async {
+        for kind in dependents {
+            let o = support::dynamic_api(&client, &ns, kind)
+                .get("cluster1")
+                .await
+                .unwrap();
+            if !suspended(&o) {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+
+    gits.delete("cluster1", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(
+        "Ready again within two minutes, the dependents resumed",
+        Duration::from_secs(150),
+        || async {
+            let p = get_profile(&client, &ns).await;
+            if condition(&p, "Ready") != Some(("True", "ReconciliationSucceeded")) {
+                return None;
+            }
+            for kind in dependents {
+                let o = support::dynamic_api(&client, &ns, kind)
+                    .get("cluster1")
+                    .await
+                    .unwrap();
+                if o.data["spec"].get("suspend").is_some() || suspended(&o) {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    let git = gits.get("cluster1").await.unwrap();
+    assert_eq!(
+        git.owner_references()[0].uid,
+        get_profile(&client, &ns).await.uid().unwrap()
+    );
 }
 
 /// The output of `fluxtune render` applied by someone else carries fluxtune's labels but no
