@@ -39,6 +39,7 @@ pub struct RunOptions {
     pub lease_namespace: String,
     pub lease_name: String,
     pub identity: String,
+    pub tenancy: crate::tenancy::Tenancy,
 }
 
 pub async fn run(opts: RunOptions) -> Result<()> {
@@ -192,14 +193,9 @@ async fn controller(
             instance: Some(opts.identity.clone()),
         },
     );
-    let ctx = Arc::new(Context::new(
-        client,
-        install,
-        children,
-        metrics,
-        recorder,
-        caches_ready,
-    ));
+    let mut ctx = Context::new(client, install, children, metrics, recorder, caches_ready);
+    ctx.tenancy = opts.tenancy.clone();
+    let ctx = Arc::new(ctx);
     info!(
         namespace = opts.namespace.as_deref().unwrap_or("<all>"),
         "reconciling FluxProfiles"

@@ -12,3 +12,4 @@ pub mod metrics;
 pub mod reconcile;
 pub mod render;
 pub mod telemetry;
+pub mod tenancy;

@@ -30,7 +30,7 @@ enum Command {
     /// Print the FluxProfile CRD (the bytes committed as crds/fluxprofile.yaml).
     Crd,
     /// Run the operator against the current kubeconfig (in-cluster config when deployed).
-    Run(Run),
+    Run(Box<Run>),
 }
 
 #[derive(clap::Args)]
@@ -54,6 +54,31 @@ struct Run {
     identity: Option<String>,
     #[arg(long, env = "FLUXTUNE_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// ServiceAccount (in the profile's namespace) that kustomize-controller impersonates for
+    /// profiles that set no spec.apply.serviceAccountName, like Flux's --default-service-account.
+    #[arg(long, env = "FLUXTUNE_DEFAULT_SERVICE_ACCOUNT")]
+    default_service_account: Option<String>,
+    /// Only Git URLs starting with one of these (repeat the flag, or comma-separate).
+    #[arg(
+        long = "allowed-source-url-prefix",
+        env = "FLUXTUNE_ALLOWED_SOURCE_URL_PREFIXES",
+        value_delimiter = ','
+    )]
+    allowed_source_url_prefixes: Vec<String>,
+    /// Only these spec.apply.targetNamespace values, which then must be set.
+    #[arg(
+        long = "allowed-target-namespace",
+        env = "FLUXTUNE_ALLOWED_TARGET_NAMESPACES",
+        value_delimiter = ','
+    )]
+    allowed_target_namespaces: Vec<String>,
+    /// Only these Git credential Secrets (spec.source.secretRef.name).
+    #[arg(
+        long = "allowed-source-secret",
+        env = "FLUXTUNE_ALLOWED_SOURCE_SECRETS",
+        value_delimiter = ','
+    )]
+    allowed_source_secrets: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -91,6 +116,12 @@ fn main() -> ExitCode {
                 http_addr: run.http_addr,
                 leader_election: run.leader_election,
                 lease_name: run.lease_name,
+                tenancy: fluxtune::tenancy::Tenancy {
+                    default_service_account: run.default_service_account,
+                    source_url_prefixes: run.allowed_source_url_prefixes,
+                    target_namespaces: run.allowed_target_namespaces,
+                    source_secrets: run.allowed_source_secrets,
+                },
             };
             let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
             match runtime.block_on(controller::run(opts)) {

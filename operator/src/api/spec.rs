@@ -340,6 +340,13 @@ pub struct ApplySpec {
     /// MirrorPrune removes them when prune is true; WaitForTermination removes them and waits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
+    /// The ServiceAccount kustomize-controller impersonates to apply the cluster's folder (in the
+    /// profile's namespace): how a tenant's profile is confined to what that account may do.
+    /// Default: the operator's --default-service-account, else kustomize-controller's own rights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("must be a DNS-1123 subdomain: lowercase letters, digits, '-' and '.'"))]
+    pub service_account_name: Option<String>,
     /// Namespace for every applied object that has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 63))]

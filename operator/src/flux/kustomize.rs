@@ -26,5 +26,7 @@ pub struct KustomizationSpec {
     pub wait: bool,
     pub deletion_policy: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_namespace: Option<String>,
 }

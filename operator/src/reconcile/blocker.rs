@@ -27,6 +27,8 @@ pub enum Blocker {
     },
     /// Objects the API server refused (admission policy, RBAC, validation): `Kind/name: message`.
     ApplyRejected(Vec<String>),
+    /// Fields the operator's tenancy flags refuse (tenancy.rs): nothing is applied or pruned.
+    NotAllowed(Vec<String>),
 }
 
 impl Blocker {
@@ -37,6 +39,7 @@ impl Blocker {
             Blocker::FluxCrdMissing(_) => "FluxCRDMissing",
             Blocker::NameConflict { .. } => "NameConflict",
             Blocker::ApplyRejected(_) => "ApplyRejected",
+            Blocker::NotAllowed(_) => "NotAllowed",
         }
     }
 
@@ -67,6 +70,10 @@ impl Blocker {
                 }
                 m + "; delete or rename the conflicting object, or rename the profile"
             }
+            Blocker::NotAllowed(refusals) => format!(
+                "this fluxtune does not allow {}; nothing is applied or pruned until the profile is changed",
+                refusals.join("; ")
+            ),
             Blocker::ApplyRejected(rejections) => format!(
                 "the API server refused {}; fix the cause (policy, RBAC or spec), then edit the profile or request a reconcile",
                 rejections.join("; ")

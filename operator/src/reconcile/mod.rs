@@ -58,6 +58,8 @@ pub struct Context {
     /// Set once every cache in `children` is filled (one task waits for that: a store's
     /// readiness wakes a single waiter).
     pub caches_ready: Arc<std::sync::atomic::AtomicBool>,
+    /// What profiles may point at, and the default service account (the operator's flags).
+    pub tenancy: crate::tenancy::Tenancy,
     failures: Mutex<HashMap<ObjectRef<Guarded>, u32>>,
     /// Unreadable profiles already reported, by generation and error.
     unreadable: Mutex<HashMap<ObjectRef<Guarded>, Reported>>,
@@ -79,6 +81,7 @@ impl Context {
             metrics,
             recorder,
             caches_ready,
+            tenancy: Default::default(),
             failures: Mutex::default(),
             unreadable: Mutex::default(),
         }
@@ -127,6 +130,12 @@ async fn reconcile_profile(profile: &FluxProfile, ctx: &Context) -> Result<Actio
     if profile.spec.suspend {
         return suspended(ctx, profile).await;
     }
+    let refusals = ctx.tenancy.refusals(profile);
+    if !refusals.is_empty() {
+        return not_allowed(ctx, profile, refusals).await;
+    }
+    let defaulted = ctx.tenancy.with_defaults(profile);
+    let profile = &defaulted;
 
     let rendered = render::render(profile, &ctx.install.caps);
     let mut obs = Observation {
@@ -340,6 +349,32 @@ async fn suspended(ctx: &Context, profile: &FluxProfile) -> Result<Action> {
     )
     .await?;
     Ok(Action::requeue(RESYNC))
+}
+
+/// A profile the tenancy flags refuse: Stalled, its existing objects left exactly as they are
+/// (neither applied nor pruned), until a spec change.
+async fn not_allowed(
+    ctx: &Context,
+    profile: &FluxProfile,
+    refusals: Vec<String>,
+) -> Result<Action> {
+    let kept = profile.status.clone().unwrap_or_default();
+    let obs = Observation {
+        generation: profile.meta().generation,
+        inventory: kept.inventory,
+        webhook: kept.webhook,
+        latency_budget: kept.latency_budget,
+        blockers: vec![Blocker::NotAllowed(refusals)],
+        ..Default::default()
+    };
+    events::publish(ctx, profile, &obs).await;
+    status::write_if_changed(
+        ctx,
+        profile,
+        status::compute(profile.status.as_ref(), &obs, &now()),
+    )
+    .await?;
+    Ok(Action::await_change())
 }
 
 /// When to look again without a watch event.

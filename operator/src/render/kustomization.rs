@@ -23,6 +23,7 @@ pub fn kustomization(cx: &Context, profile: &FluxProfile) -> Kustomization {
             prune: apply.prune.unwrap_or(true),
             wait: apply.wait.unwrap_or(true),
             deletion_policy: apply.deletion_policy.unwrap_or_default().as_str().into(),
+            service_account_name: apply.service_account_name.clone(),
             target_namespace: apply.target_namespace.filter(|ns| !ns.is_empty()),
         },
     }

@@ -12,4 +12,5 @@ mod rbac;
 mod safety;
 mod schemas;
 mod support;
+mod tenancy;
 mod upgrade;

@@ -1,0 +1,153 @@
+//! What a profile may point at, as the operator's flags allow (Flux's multi-tenancy lockdown:
+//! `--default-service-account`, and allow-lists in the spirit of `--no-cross-namespace-refs`).
+//! Pure: a profile and the flags in, the defaulted profile or the refusals out.
+
+use crate::api::FluxProfile;
+
+/// The operator's tenancy flags. Empty lists allow everything (the single-team default).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tenancy {
+    /// Rendered as the Kustomization's serviceAccountName when a profile sets none, so
+    /// kustomize-controller impersonates it instead of using its own (cluster-admin) rights.
+    pub default_service_account: Option<String>,
+    /// spec.source.url must start with one of these.
+    pub source_url_prefixes: Vec<String>,
+    /// spec.apply.targetNamespace must be set and one of these.
+    pub target_namespaces: Vec<String>,
+    /// spec.source.secretRef.name, when set, must be one of these.
+    pub source_secrets: Vec<String>,
+}
+
+impl Tenancy {
+    /// The profile as it is rendered: with the default service account filled in.
+    pub fn with_defaults(&self, profile: &FluxProfile) -> FluxProfile {
+        let mut profile = profile.clone();
+        if let Some(default) = &self.default_service_account {
+            let apply = profile.spec.apply.get_or_insert_with(Default::default);
+            apply
+                .service_account_name
+                .get_or_insert_with(|| default.clone());
+        }
+        profile
+    }
+
+    /// One message per field the flags refuse, naming the field and what is allowed.
+    pub fn refusals(&self, profile: &FluxProfile) -> Vec<String> {
+        let spec = &profile.spec;
+        let mut refused = Vec::new();
+        let url = &spec.source.url;
+        if !self.source_url_prefixes.is_empty()
+            && !self.source_url_prefixes.iter().any(|p| url.starts_with(p))
+        {
+            refused.push(format!(
+                "spec.source.url {url:?} must start with one of {}",
+                list(&self.source_url_prefixes)
+            ));
+        }
+        if !self.target_namespaces.is_empty() {
+            let target = spec
+                .apply
+                .as_ref()
+                .and_then(|a| a.target_namespace.as_deref())
+                .filter(|ns| !ns.is_empty());
+            match target {
+                Some(ns) if self.target_namespaces.iter().any(|a| a == ns) => {}
+                Some(ns) => refused.push(format!(
+                    "spec.apply.targetNamespace {ns:?} must be one of {}",
+                    list(&self.target_namespaces)
+                )),
+                None => refused.push(format!(
+                    "spec.apply.targetNamespace must be set to one of {}",
+                    list(&self.target_namespaces)
+                )),
+            }
+        }
+        if let Some(secret) = &spec.source.secret_ref
+            && !self.source_secrets.is_empty()
+            && !self.source_secrets.contains(&secret.name)
+        {
+            refused.push(format!(
+                "spec.source.secretRef.name {:?} must be one of {}",
+                secret.name,
+                list(&self.source_secrets)
+            ));
+        }
+        refused
+    }
+}
+
+fn list(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|i| format!("{i:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn profile(spec: serde_json::Value) -> FluxProfile {
+        serde_json::from_value(json!({
+            "apiVersion": "fluxtune.dev/v1alpha1", "kind": "FluxProfile",
+            "metadata": {"name": "c1", "namespace": "team-a"}, "spec": spec
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn empty_flags_allow_everything_and_change_nothing() {
+        let p =
+            profile(json!({"cluster": {"name": "c1"}, "source": {"url": "ssh://anywhere/x.git"}}));
+        assert!(Tenancy::default().refusals(&p).is_empty());
+        assert_eq!(Tenancy::default().with_defaults(&p), p);
+    }
+
+    #[test]
+    fn each_refusal_names_the_field_and_what_is_allowed() {
+        let t = Tenancy {
+            source_url_prefixes: vec!["https://git.example.com/team-a/".into()],
+            target_namespaces: vec!["team-a".into()],
+            source_secrets: vec!["team-a-git".into()],
+            ..Default::default()
+        };
+        let p = profile(json!({"cluster": {"name": "c1"},
+            "source": {"url": "https://evil.example.com/x.git", "secretRef": {"name": "platform-git"}}}));
+        assert_eq!(
+            t.refusals(&p),
+            [
+                "spec.source.url \"https://evil.example.com/x.git\" must start with one of \"https://git.example.com/team-a/\"",
+                "spec.apply.targetNamespace must be set to one of \"team-a\"",
+                "spec.source.secretRef.name \"platform-git\" must be one of \"team-a-git\"",
+            ]
+        );
+        let ok = profile(json!({"cluster": {"name": "c1"},
+            "source": {"url": "https://git.example.com/team-a/fleet.git", "secretRef": {"name": "team-a-git"}},
+            "apply": {"targetNamespace": "team-a"}}));
+        assert!(t.refusals(&ok).is_empty());
+    }
+
+    #[test]
+    fn the_default_service_account_fills_only_an_unset_one() {
+        let t = Tenancy {
+            default_service_account: Some("tenant".into()),
+            ..Default::default()
+        };
+        let unset =
+            profile(json!({"cluster": {"name": "c1"}, "source": {"url": "https://g/x.git"}}));
+        let set = profile(
+            json!({"cluster": {"name": "c1"}, "source": {"url": "https://g/x.git"},
+            "apply": {"serviceAccountName": "own"}}),
+        );
+        let sa = |p: &FluxProfile| {
+            p.spec
+                .apply
+                .as_ref()
+                .and_then(|a| a.service_account_name.clone())
+        };
+        assert_eq!(sa(&t.with_defaults(&unset)).as_deref(), Some("tenant"));
+        assert_eq!(sa(&t.with_defaults(&set)).as_deref(), Some("own"));
+    }
+}
