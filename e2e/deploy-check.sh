@@ -33,6 +33,30 @@ log "rendered deploy/: $(grep -c '^kind:' "$rendered") objects ($(grep '^kind:' 
 
 k apply --server-side --field-manager=fluxtune-deploy-check -f "$rendered" >&2
 
+# The optional components render on top of deploy/ as an overlay would use them; the ones whose
+# kinds every cluster serves are also checked by the API server (server-side dry run).
+# kustomize wants relative paths: the overlay lives two levels below the repository root.
+overlay=target/deploy-check-overlay
+rm -rf "$overlay"
+mkdir -p "$overlay"
+trap 'rm -rf "$rendered" "$overlay"' EXIT
+for component in deploy/components/*/; do
+  component=${component%/}
+  printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../deploy\ncomponents:\n  - ../../%s\n' \
+    "$component" >"$overlay/kustomization.yaml"
+  k kustomize "$overlay" >"$overlay/out.yaml"
+  # diff exits 1 when the component adds something, which is the point.
+  added=$({ diff <(grep '^kind:' "$rendered" | sort) <(grep '^kind:' "$overlay/out.yaml" | sort) || true; } |
+    { grep '^>' || true; } | cut -d' ' -f3 | paste -sd, -)
+  [[ -n $added ]] || { log "component $component adds nothing"; exit 1; }
+  if [[ $component == */servicemonitor ]]; then
+    log "component $component renders ($added; needs prometheus-operator's CRDs to apply)"
+  else
+    k apply --server-side --force-conflicts --dry-run=server --field-manager=fluxtune-deploy-check -f "$overlay/out.yaml" >/dev/null
+    log "component $component renders and the API server accepts it ($added)"
+  fi
+done
+
 # The ServiceAccount the Deployment runs as, read back from the cluster.
 deploy_ns=$(k get -f "$rendered" -o jsonpath='{range .items[?(@.kind=="Deployment")]}{.metadata.namespace}{end}')
 sa=$(k -n "$deploy_ns" get deployment fluxtune -o jsonpath='{.spec.template.spec.serviceAccountName}')

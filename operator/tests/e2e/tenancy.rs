@@ -65,3 +65,114 @@ async fn a_profile_outside_the_allow_lists_is_stalled_without_any_child() {
         "kustomize-controller impersonates the default service account"
     );
 }
+
+/// deploy/components/tenant-policy, on the real API server: per namespace, a ConfigMap pins the
+/// Git URL prefix, the Git credentials and the target namespace a profile may use.
+#[tokio::test]
+async fn the_tenant_policy_sample_pins_url_secret_and_target_namespace_per_namespace() {
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+    use kube::{
+        Api, ResourceExt,
+        api::{DynamicObject, Patch, PatchParams, PostParams},
+    };
+    let client = support::client().await;
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/components/tenant-policy/policy.yaml"
+    );
+    for doc in
+        serde_saphyr::from_multiple::<serde_json::Value>(&std::fs::read_to_string(file).unwrap())
+            .unwrap()
+            .into_iter()
+            .filter(|d| !d.is_null())
+    {
+        let obj: DynamicObject = serde_json::from_value(doc).unwrap();
+        let gvk = kube::api::GroupVersionKind::try_from(obj.types.as_ref().unwrap()).unwrap();
+        let (ar, _) = kube::discovery::pinned_kind(&client, &gvk).await.unwrap();
+        Api::<DynamicObject>::all_with(client.clone(), &ar)
+            .patch(
+                &obj.name_any(),
+                &PatchParams::apply("e2e-admin").force(),
+                &Patch::Apply(&obj),
+            )
+            .await
+            .unwrap();
+    }
+    let tenant = support::namespace(&client, "team-a").await;
+    let unconfigured = support::namespace(&client, "team-b").await;
+    for ns in [&tenant, &unconfigured] {
+        Api::<Namespace>::all(client.clone())
+            .patch(
+                ns,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {"fluxtune.dev/tenant": "true"}}})),
+            )
+            .await
+            .unwrap();
+    }
+    let params: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "fluxtune-tenancy"},
+        "data": {"sourceURLPrefix": "https://git.example.com/team-a/", "sourceSecret": "team-a-git",
+                 "targetNamespace": "team-a-apps"}
+    }))
+    .unwrap();
+    Api::<ConfigMap>::namespaced(client.clone(), &tenant)
+        .create(&PostParams::default(), &params)
+        .await
+        .unwrap();
+
+    let allowed = json!({
+        "cluster": {"name": "cluster1"},
+        "source": {"url": "https://git.example.com/team-a/fleet.git", "secretRef": {"name": "team-a-git"}},
+        "apply": {"targetNamespace": "team-a-apps"},
+    });
+    let refusal = |ns: String, spec: serde_json::Value| {
+        let client = client.clone();
+        async move {
+            match support::apply_as(&client, "tenant", &profile(&ns, spec)).await {
+                Ok(_) => None,
+                Err(kube::Error::Api(s)) => Some(s.message),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    // A new policy is enforced after a moment.
+    let mut outside = allowed.clone();
+    outside["source"]["url"] = json!("https://git.example.com/platform/fleet.git");
+    let message = eventually("the policy is enforced", PATIENCE, || {
+        refusal(tenant.clone(), outside.clone())
+    })
+    .await;
+    assert!(
+        message.contains(&format!(
+            "spec.source.url must start with https://git.example.com/team-a/ in namespace {tenant}"
+        )),
+        "{message}"
+    );
+    let mut other_secret = allowed.clone();
+    other_secret["source"]["secretRef"]["name"] = json!("platform-git");
+    let message = refusal(tenant.clone(), other_secret)
+        .await
+        .expect("refused");
+    assert!(
+        message.contains("spec.source.secretRef.name must be team-a-git"),
+        "{message}"
+    );
+    let mut no_target = allowed.clone();
+    no_target.as_object_mut().unwrap().remove("apply");
+    let message = refusal(tenant.clone(), no_target).await.expect("refused");
+    assert!(
+        message.contains("spec.apply.targetNamespace must be team-a-apps"),
+        "{message}"
+    );
+    let message = refusal(unconfigured.clone(), allowed.clone())
+        .await
+        .expect("a labelled namespace without its ConfigMap allows nothing");
+    assert!(message.contains("no params found"), "{message}");
+    assert_eq!(
+        refusal(tenant.clone(), allowed).await,
+        None,
+        "the pinned values are allowed"
+    );
+    let _ = get_profile(&client, &tenant).await;
+}
