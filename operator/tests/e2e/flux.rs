@@ -477,3 +477,84 @@ async fn deleting_a_profile_keeps_its_workloads_unless_its_deletion_policy_says_
         .expect("Orphan (the default) keeps cluster1's workloads");
     assert_eq!(still.metadata.uid, kept.metadata.uid);
 }
+
+/// A tenant's profile names a service account that may only write its own namespace; the
+/// cluster's folder holds a ClusterRole. kustomize-controller impersonates the account and the API
+/// server refuses the ClusterRole: a FluxProfile gives no more power than its service account.
+#[tokio::test]
+async fn a_tenant_profile_cannot_apply_more_than_its_service_account_may() {
+    use k8s_openapi::api::{
+        core::v1::ServiceAccount,
+        rbac::v1::{ClusterRole, RoleBinding},
+    };
+    use kube::{Api, api::PostParams};
+    let lp = Loop::from_env();
+    let client = support::client().await;
+    let fleet = Fleet::new(&client, &lp, "flux-tenant", 1, false).await;
+    let ns = &fleet.ns;
+    let sa: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": "tenant"}})).unwrap();
+    Api::<ServiceAccount>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &sa)
+        .await
+        .unwrap();
+    // Everything in its own namespace (the built-in "admin" role), nothing cluster-wide.
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "tenant-admin"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
+        "subjects": [{"kind": "ServiceAccount", "name": "tenant", "namespace": ns}]
+    }))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let role_name = format!("{ns}-escalate");
+    fleet.repo.push_file(
+        "cluster1/clusterrole.yaml",
+        &format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {role_name}\nrules:\n  - apiGroups: [\"*\"]\n    resources: [\"*\"]\n    verbs: [\"*\"]\n"
+        ),
+    );
+    fleet.repo.push_change("cluster1/kustomization.yaml", |t| {
+        t.replace("resources:\n", "resources:\n  - clusterrole.yaml\n")
+    });
+    let _op = fleet
+        .tune(
+            &client,
+            &lp,
+            json!({
+                "pollingClass": "Poll",
+                "apply": {"wait": false, "targetNamespace": ns, "serviceAccountName": "tenant"},
+            }),
+        )
+        .await;
+    let refused = eventually(
+        "kustomize-controller refuses the ClusterRole",
+        Duration::from_secs(90),
+        || async {
+            failure(&client, ns, FluxKind::Kustomization, "cluster1")
+                .await
+                .filter(|c| {
+                    c["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("clusterroles"))
+                })
+        },
+    )
+    .await;
+    let message = refused["message"].as_str().unwrap_or_default();
+    eprintln!("the tenant reads: {message}");
+    assert!(
+        message.contains("forbidden") && message.contains("clusterroles"),
+        "{message}"
+    );
+    assert!(
+        Api::<ClusterRole>::all(client.clone())
+            .get_opt(&role_name)
+            .await
+            .unwrap()
+            .is_none(),
+        "the ClusterRole was created"
+    );
+}
