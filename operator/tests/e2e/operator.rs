@@ -194,6 +194,10 @@ async fn a_profile_becomes_ready_with_every_child_and_a_complete_status() {
         !op.logs().contains(TOKEN),
         "the token never appears in the logs"
     );
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
+    let events =
+        serde_json::to_string(&events.list(&ListParams::default()).await.unwrap()).unwrap();
+    assert!(!events.contains(TOKEN), "the token never appears in events");
 }
 
 #[tokio::test]
