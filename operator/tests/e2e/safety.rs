@@ -525,10 +525,7 @@ async fn a_denied_apply_is_stalled_keeps_the_inventory_and_recovers() {
         8,
         "the inventory keeps every object"
     );
-    let kustomization = support::dynamic_api(&client, &ns, FluxKind::Kustomization)
-        .get("cluster1")
-        .await
-        .unwrap();
+    let kustomization = crate::support::kustomization(&client, &ns).await;
     assert_eq!(kustomization.data["spec"]["timeout"], "3m");
 
     bindings
@@ -561,10 +558,7 @@ async fn a_denied_apply_is_stalled_keeps_the_inventory_and_recovers() {
         },
     )
     .await;
-    let kustomization = support::dynamic_api(&client, &ns, FluxKind::Kustomization)
-        .get("cluster1")
-        .await
-        .unwrap();
+    let kustomization = crate::support::kustomization(&client, &ns).await;
     assert_eq!(kustomization.data["spec"]["timeout"], "4m");
 }
 
@@ -594,19 +588,13 @@ async fn a_spec_change_while_suspended_is_not_reported_as_applied() {
         "generation {:?} reported observed ({observed:?}) although it was never applied",
         p.metadata.generation
     );
-    let kustomization = support::dynamic_api(&client, &ns, FluxKind::Kustomization)
-        .get("cluster1")
-        .await
-        .unwrap();
+    let kustomization = crate::support::kustomization(&client, &ns).await;
     assert_eq!(kustomization.data["spec"]["timeout"], "3m");
 
     spec["suspend"] = json!(false);
     apply_profile(&client, &profile(&ns, spec)).await;
     wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
-    let kustomization = support::dynamic_api(&client, &ns, FluxKind::Kustomization)
-        .get("cluster1")
-        .await
-        .unwrap();
+    let kustomization = crate::support::kustomization(&client, &ns).await;
     assert_eq!(kustomization.data["spec"]["timeout"], "4m");
 }
 

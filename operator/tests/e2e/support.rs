@@ -110,6 +110,14 @@ pub async fn apply_as(
     .await
 }
 
+/// The profile `cluster1`'s Kustomization, as the API server has it.
+pub async fn kustomization(client: &Client, namespace: &str) -> DynamicObject {
+    dynamic_api(client, namespace, fluxtune::flux::FluxKind::Kustomization)
+        .get("cluster1")
+        .await
+        .expect("the Kustomization cluster1 exists")
+}
+
 pub fn dynamic_api(
     client: &Client,
     namespace: &str,

@@ -56,10 +56,7 @@ async fn a_profile_outside_the_allow_lists_is_stalled_without_any_child() {
     spec["apply"] = json!({"targetNamespace": "tenant-apps"});
     apply_profile(&client, &profile(&ns, spec)).await;
     wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
-    let kustomization = support::dynamic_api(&client, &ns, FluxKind::Kustomization)
-        .get("cluster1")
-        .await
-        .unwrap();
+    let kustomization = crate::support::kustomization(&client, &ns).await;
     assert_eq!(
         kustomization.data["spec"]["serviceAccountName"], "tenant",
         "kustomize-controller impersonates the default service account"
