@@ -1,7 +1,6 @@
 //! A FluxProfile gives no more power than the operator's tenancy flags allow: a default service
 //! account for kustomize-controller to impersonate, and allow-lists for what a profile may point at.
 
-use fluxtune::flux::FluxKind;
 use serde_json::json;
 
 use crate::{
