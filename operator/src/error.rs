@@ -24,10 +24,16 @@ impl Error {
     /// What only a person can fix: retrying the same request gets the same answer. Admission
     /// denials (a ValidatingAdmissionPolicy or webhook answers 400, 403 or 422), RBAC refusals
     /// (403), invalid objects (422), malformed requests (400) and a kind the server does not serve
-    /// (404 on the collection). Conflicts, throttling, server errors and transport errors pass.
+    /// (404 on the collection), a field the installed CRD does not declare. Conflicts,
+    /// throttling, other server errors and transport errors pass.
     pub fn is_permanent(&self) -> bool {
         match self {
-            Error::Kube(kube::Error::Api(s)) => matches!(s.code, 400 | 403 | 404 | 422),
+            Error::Kube(kube::Error::Api(s)) => {
+                matches!(s.code, 400 | 403 | 404 | 422)
+                    // Server-side apply of a field the installed CRD lacks (an older Flux) fails
+                    // while building the typed patch, answered as a 500.
+                    || (s.code == 500 && s.message.contains("field not declared in schema"))
+            }
             Error::ProfileCrdMissing | Error::Config(_) => true,
             _ => false,
         }
@@ -55,5 +61,29 @@ impl Error {
             Error::Config(_) => "config",
             Error::Http(_) => "http",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: u16, message: &str) -> Error {
+        Error::Kube(kube::Error::Api(Box::new(
+            kube::core::Status::failure(message, "").with_code(code),
+        )))
+    }
+
+    #[test]
+    fn what_only_a_person_can_fix_is_permanent() {
+        assert!(api(422, "denied by policy").is_permanent());
+        assert!(api(403, "forbidden").is_permanent());
+        assert!(
+            api(500, "failed to create typed patch object (x): .spec.deletionPolicy: field not declared in schema")
+                .is_permanent()
+        );
+        assert!(!api(500, "etcdserver: request timed out").is_permanent());
+        assert!(!api(409, "the object has been modified").is_permanent());
+        assert!(!api(429, "too many requests").is_permanent());
     }
 }
