@@ -104,6 +104,7 @@ if [[ -n $operator_only ]]; then
   k create namespace flux-system
   for secret in kubeconf-webhook gitlab-webhook; do
     k -n flux-system create secret generic "$secret" --from-literal=token="$(token)"
+    k -n flux-system label secret "$secret" reconcile.fluxcd.io/watch=Enabled
   done
   k apply --server-side -f samples/
   samples=(samples/*.yaml)
@@ -148,6 +149,8 @@ ls "$work"
 say "One FluxProfile per cluster (Webhook class; cluster1 also tracks its image)"
 k create namespace "$ns" >/dev/null
 k -n "$ns" create secret generic git-webhook --from-literal=token="$hook_token" >/dev/null
+# notification-controller re-reads labelled Secrets at once when they change.
+k -n "$ns" label secret git-webhook reconcile.fluxcd.io/watch=Enabled >/dev/null
 for c in "${clusters[@]}"; do
   k create namespace "$ns-$c" >/dev/null
   images=

@@ -56,11 +56,12 @@ struct Run {
     log_format: LogFormat,
     /// ServiceAccount (in the profile's namespace) that kustomize-controller impersonates for
     /// profiles that set no spec.apply.serviceAccountName, like Flux's --default-service-account.
-    #[arg(long, env = "FLUXTUNE_DEFAULT_SERVICE_ACCOUNT")]
+    #[arg(long, env = "FLUXTUNE_DEFAULT_SERVICE_ACCOUNT", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     default_service_account: Option<String>,
     /// Only Git URLs starting with one of these (repeat the flag, or comma-separate).
     #[arg(
         long = "allowed-source-url-prefix",
+        value_parser = clap::builder::NonEmptyStringValueParser::new(),
         env = "FLUXTUNE_ALLOWED_SOURCE_URL_PREFIXES",
         value_delimiter = ','
     )]
@@ -68,6 +69,7 @@ struct Run {
     /// Only these spec.apply.targetNamespace values, which then must be set.
     #[arg(
         long = "allowed-target-namespace",
+        value_parser = clap::builder::NonEmptyStringValueParser::new(),
         env = "FLUXTUNE_ALLOWED_TARGET_NAMESPACES",
         value_delimiter = ','
     )]
@@ -75,6 +77,7 @@ struct Run {
     /// Only these Git credential Secrets (spec.source.secretRef.name).
     #[arg(
         long = "allowed-source-secret",
+        value_parser = clap::builder::NonEmptyStringValueParser::new(),
         env = "FLUXTUNE_ALLOWED_SOURCE_SECRETS",
         value_delimiter = ','
     )]

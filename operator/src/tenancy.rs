@@ -37,10 +37,10 @@ impl Tenancy {
         let mut refused = Vec::new();
         let url = &spec.source.url;
         if !self.source_url_prefixes.is_empty()
-            && !self.source_url_prefixes.iter().any(|p| url.starts_with(p))
+            && !self.source_url_prefixes.iter().any(|p| url_within(url, p))
         {
             refused.push(format!(
-                "spec.source.url {url:?} must start with one of {}",
+                "spec.source.url {url:?} must be one of, or lie below one of, {} (no '.' or '..' segments)",
                 list(&self.source_url_prefixes)
             ));
         }
@@ -74,6 +74,23 @@ impl Tenancy {
         }
         refused
     }
+}
+
+/// `url` is `prefix` or lies below it: the prefix ends at a '/' boundary, so
+/// `https://git.example.com/team-a` allows neither `.../team-a-evil` nor `...com.evil.io`, nor
+/// `...com@evil.io`; and no dot segment (plain or percent-encoded) climbs out of it.
+fn url_within(url: &str, prefix: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    let climbs = lower.contains("%2e")
+        || url
+            .split(['/', '?', '#'])
+            .any(|segment| segment == "." || segment == "..");
+    let Some(rest) = url.strip_prefix(prefix) else {
+        return false;
+    };
+    !climbs
+        && !prefix.is_empty()
+        && (rest.is_empty() || prefix.ends_with('/') || rest.starts_with('/'))
 }
 
 fn list(items: &[String]) -> String {
@@ -118,7 +135,7 @@ mod tests {
         assert_eq!(
             t.refusals(&p),
             [
-                "spec.source.url \"https://evil.example.com/x.git\" must start with one of \"https://git.example.com/team-a/\"",
+                "spec.source.url \"https://evil.example.com/x.git\" must be one of, or lie below one of, \"https://git.example.com/team-a/\" (no '.' or '..' segments)",
                 "spec.apply.targetNamespace must be set to one of \"team-a\"",
                 "spec.source.secretRef.name \"platform-git\" must be one of \"team-a-git\"",
             ]
@@ -127,6 +144,35 @@ mod tests {
             "source": {"url": "https://git.example.com/team-a/fleet.git", "secretRef": {"name": "team-a-git"}},
             "apply": {"targetNamespace": "team-a"}}));
         assert!(t.refusals(&ok).is_empty());
+    }
+
+    #[test]
+    fn a_url_prefix_ends_at_a_path_boundary_and_cannot_be_climbed_out_of() {
+        let p = "https://git.example.com/team-a";
+        assert!(url_within("https://git.example.com/team-a", p));
+        assert!(url_within("https://git.example.com/team-a/fleet.git", p));
+        for outside in [
+            "https://git.example.com/team-a-evil/fleet.git",
+            "https://git.example.com/team-a/../team-b/fleet.git",
+            "https://git.example.com/team-a/%2E%2E/team-b/fleet.git",
+            "https://git.example.com/team-a/./../team-b.git",
+        ] {
+            assert!(!url_within(outside, p), "{outside}");
+        }
+        let host = "https://git.example.com";
+        assert!(url_within("https://git.example.com/any/repo.git", host));
+        assert!(!url_within(
+            "https://git.example.com.evil.io/repo.git",
+            host
+        ));
+        assert!(!url_within(
+            "https://git.example.com@evil.io/repo.git",
+            host
+        ));
+        assert!(
+            !url_within("https://x/", ""),
+            "an empty prefix allows nothing"
+        );
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Where the Git host must send push events, as notification-controller publishes it: the
 //! Receiver's `status.webhookPath`, computed there from the Secret's token. fluxtune never reads
 //! the Secret (its ServiceAccount has no permission on Secrets at all); a missing Secret or token
-//! shows on the Receiver's own Ready condition, and notification-controller watches the Secret, so
-//! creating it turns the Receiver (and, through its status change, the profile) Ready.
+//! shows on the Receiver's own Ready condition. notification-controller re-reads the Secret at once
+//! when it carries the label `reconcile.fluxcd.io/watch: Enabled` (its default
+//! --watch-configs-label-selector), otherwise on its retry backoff; the Receiver's status change
+//! then wakes the profile.
 
 use kube::{ResourceExt, api::DynamicObject, runtime::reflector::ObjectRef};
 use serde_json::Value;
@@ -11,6 +13,7 @@ use super::{Blocker, Context};
 use crate::{
     api::{FluxProfile, WebhookStatus},
     flux::FluxKind,
+    render::receiver::webhook_path,
 };
 
 /// notification-controller's Ready reason when it cannot read the token (TokenNotFoundReason).
@@ -56,7 +59,14 @@ fn from_receiver(live: &DynamicObject, secret: &str, base_url: Option<&str>) -> 
         return Webhook::Pending;
     };
     let path = status["webhookPath"].as_str().unwrap_or_default();
+    // notification-controller accepts a `token` key with an empty value; the path is then
+    // sha256(name + namespace), which anyone can compute, and most providers then accept unsigned
+    // calls. That is no token.
+    let empty_token = webhook_path("", &live.name_any(), &live.namespace().unwrap_or_default());
     match (ready["status"].as_str(), ready["reason"].as_str()) {
+        (Some("True"), _) if path == empty_token => {
+            Webhook::Blocked(Blocker::WebhookTokenMissing(secret.to_string()))
+        }
         (Some("True"), _) if !path.is_empty() => Webhook::Ready(WebhookStatus {
             path: path.to_string(),
             url: base_url.map(|base| format!("{}{path}", base.trim_end_matches('/'))),
@@ -65,11 +75,15 @@ fn from_receiver(live: &DynamicObject, secret: &str, base_url: Option<&str>) -> 
             // "unable to read token from secret 'ns/name' error: secrets "name" not found", or
             // "invalid 'ns/name' secret data: required fields 'token'".
             let message = ready["message"].as_str().unwrap_or_default();
-            Webhook::Blocked(if message.contains("required fields 'token'") {
-                Blocker::WebhookTokenMissing(secret.to_string())
+            if message.contains("required fields 'token'") {
+                Webhook::Blocked(Blocker::WebhookTokenMissing(secret.to_string()))
+            } else if message.contains("not found") {
+                Webhook::Blocked(Blocker::WebhookSecretNotFound(secret.to_string()))
             } else {
-                Blocker::WebhookSecretNotFound(secret.to_string())
-            })
+                // Anything else (a transient read error, say) is notification-controller's to
+                // retry; the webhook is simply not known yet.
+                Webhook::Pending
+            }
         }
         _ => Webhook::Pending,
     }
@@ -137,6 +151,17 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_token_is_no_token() {
+        let path = webhook_path("", "c1", "ns");
+        let ready = json!({"webhookPath": path,
+            "conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded", "observedGeneration": 1}]});
+        assert_eq!(
+            from_receiver(&receiver(1, ready), "hook", None),
+            Webhook::Blocked(Blocker::WebhookTokenMissing("hook".into()))
+        );
+    }
+
+    #[test]
     fn a_missing_secret_or_token_is_read_from_the_receivers_ready_condition() {
         let failed = |message: &str| {
             json!({"conditions": [{"type": "Ready", "status": "False", "observedGeneration": 1,
@@ -165,6 +190,18 @@ mod tests {
                 None
             ),
             Webhook::Blocked(Blocker::WebhookTokenMissing("hook".into()))
+        );
+        assert_eq!(
+            from_receiver(
+                &receiver(
+                    1,
+                    failed("unable to read token from secret 'ns/hook' error: etcdserver: timeout")
+                ),
+                "hook",
+                None
+            ),
+            Webhook::Pending,
+            "a transient read error is not a missing Secret"
         );
     }
 }

@@ -357,7 +357,8 @@ async fn a_missing_secret_stalls_the_profile_until_the_secret_appears() {
         .create(
             &Default::default(),
             &serde_json::from_value(
-                json!({"metadata": {"name": "hook"}, "stringData": {"password": "x"}}),
+                json!({"metadata": {"name": "hook", "labels": {"reconcile.fluxcd.io/watch": "Enabled"}},
+                       "stringData": {"password": "x"}}),
             )
             .unwrap(),
         )

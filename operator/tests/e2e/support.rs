@@ -78,7 +78,8 @@ pub async fn namespace(client: &Client, test: &str) -> String {
 pub async fn webhook_secret(client: &Client, namespace: &str, name: &str, token: &str) {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": name},
+        // notification-controller re-reads only labelled Secrets when they change.
+        "metadata": {"name": name, "labels": {"reconcile.fluxcd.io/watch": "Enabled"}},
         "stringData": {"token": token}
     }))
     .unwrap();

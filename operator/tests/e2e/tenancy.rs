@@ -38,7 +38,7 @@ async fn a_profile_outside_the_allow_lists_is_stalled_without_any_child() {
     .await;
     let message = &p.status.as_ref().unwrap().conditions[0].message;
     for expected in [
-        "spec.source.url \"https://git.example.com/other-team/fleet.git\" must start with one of \"https://git.example.com/acme/\"",
+        "spec.source.url \"https://git.example.com/other-team/fleet.git\" must be one of, or lie below one of, \"https://git.example.com/acme/\"",
         "spec.apply.targetNamespace must be set to one of \"tenant-apps\"",
     ] {
         assert!(
@@ -108,8 +108,8 @@ async fn the_tenant_policy_sample_pins_url_secret_and_target_namespace_per_names
     }
     let params: ConfigMap = serde_json::from_value(json!({
         "metadata": {"name": "fluxtune-tenancy"},
-        "data": {"sourceURLPrefix": "https://git.example.com/team-a/", "sourceSecret": "team-a-git",
-                 "targetNamespace": "team-a-apps"}
+        "data": {"sourceURLPrefix": "https://git.example.com/team-a", "sourceSecret": "team-a-git",
+                 "targetNamespace": "team-a-apps", "serviceAccountName": "team-a"}
     }))
     .unwrap();
     Api::<ConfigMap>::namespaced(client.clone(), &tenant)
@@ -120,7 +120,7 @@ async fn the_tenant_policy_sample_pins_url_secret_and_target_namespace_per_names
     let allowed = json!({
         "cluster": {"name": "cluster1"},
         "source": {"url": "https://git.example.com/team-a/fleet.git", "secretRef": {"name": "team-a-git"}},
-        "apply": {"targetNamespace": "team-a-apps"},
+        "apply": {"targetNamespace": "team-a-apps", "serviceAccountName": "team-a"},
     });
     let refusal = |ns: String, spec: serde_json::Value| {
         let client = client.clone();
@@ -141,10 +141,22 @@ async fn the_tenant_policy_sample_pins_url_secret_and_target_namespace_per_names
     .await;
     assert!(
         message.contains(&format!(
-            "spec.source.url must start with https://git.example.com/team-a/ in namespace {tenant}"
+            "spec.source.url must be or lie below https://git.example.com/team-a in namespace {tenant}"
         )),
         "{message}"
     );
+    for sneaky in [
+        "https://git.example.com/team-a-evil/fleet.git",
+        "https://git.example.com/team-a/../platform/fleet.git",
+        "https://git.example.com/team-a/%2E%2E/platform/fleet.git",
+    ] {
+        let mut spec = allowed.clone();
+        spec["source"]["url"] = json!(sneaky);
+        assert!(
+            refusal(tenant.clone(), spec).await.is_some(),
+            "{sneaky} allowed"
+        );
+    }
     let mut other_secret = allowed.clone();
     other_secret["source"]["secretRef"]["name"] = json!("platform-git");
     let message = refusal(tenant.clone(), other_secret)
@@ -161,6 +173,16 @@ async fn the_tenant_policy_sample_pins_url_secret_and_target_namespace_per_names
         message.contains("spec.apply.targetNamespace must be team-a-apps"),
         "{message}"
     );
+    let mut no_account = allowed.clone();
+    no_account["apply"]
+        .as_object_mut()
+        .unwrap()
+        .remove("serviceAccountName");
+    let message = refusal(tenant.clone(), no_account).await.expect("refused");
+    assert!(
+        message.contains("spec.apply.serviceAccountName must be team-a"),
+        "{message}"
+    );
     let message = refusal(unconfigured.clone(), allowed.clone())
         .await
         .expect("a labelled namespace without its ConfigMap allows nothing");
@@ -170,5 +192,55 @@ async fn the_tenant_policy_sample_pins_url_secret_and_target_namespace_per_names
         None,
         "the pinned values are allowed"
     );
-    let _ = get_profile(&client, &tenant).await;
+    // Metadata-only updates pass even when the parameters no longer allow the profile (tightened
+    // after it was created): a reconcile request, and the garbage collector finishing an orphan
+    // deletion.
+    Api::<ConfigMap>::namespaced(client.clone(), &tenant)
+        .patch(
+            "fluxtune-tenancy",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"data": {"sourceURLPrefix": "https://git.example.com/team-a-v2"}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let profiles = Api::<fluxtune::api::FluxProfile>::namespaced(client.clone(), &tenant);
+    eventually(
+        "a metadata update passes without parameters",
+        PATIENCE,
+        || async {
+            profiles
+            .patch(
+                "cluster1",
+                &PatchParams::default(),
+                &Patch::Merge(
+                    json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "1"}}}),
+                ),
+            )
+            .await
+            .ok()
+            .map(|_| ())
+        },
+    )
+    .await;
+    profiles
+        .delete(
+            "cluster1",
+            &kube::api::DeleteParams {
+                propagation_policy: Some(kube::api::PropagationPolicy::Orphan),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    eventually("the orphan deletion completes", PATIENCE, || async {
+        profiles
+            .get_opt("cluster1")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
 }
