@@ -155,6 +155,8 @@ pub struct Operator {
     pub log: PathBuf,
     bin: PathBuf,
     args: Vec<String>,
+    /// Who it runs as: deploy/'s ServiceAccount (the default), or the admin.
+    kubeconfig: PathBuf,
 }
 
 /// The build of the previous release, for the upgrade test (set by e2e/test-all.sh).
@@ -175,16 +177,34 @@ impl Operator {
     }
 
     pub fn start_with(namespace: &str, name: &str, extra: &[&str]) -> Operator {
-        Self::start_binary(
+        Self::launch(
             env!("CARGO_BIN_EXE_fluxtune").into(),
             namespace,
             name,
             extra,
+            operator_kubeconfig_or_admin(),
         )
     }
 
-    /// Another build of fluxtune, such as the previous release.
-    pub fn start_binary(bin: PathBuf, namespace: &str, name: &str, extra: &[&str]) -> Operator {
+    /// Another build of fluxtune, such as the previous release, as the admin: a release runs with
+    /// the RBAC of its own deploy/, which this control plane does not have (v0.1.0 read Secrets;
+    /// the current deploy/ grants no verb on them).
+    pub fn start_binary_as_admin(
+        bin: PathBuf,
+        namespace: &str,
+        name: &str,
+        extra: &[&str],
+    ) -> Operator {
+        Self::launch(bin, namespace, name, extra, kubeconfig_path())
+    }
+
+    fn launch(
+        bin: PathBuf,
+        namespace: &str,
+        name: &str,
+        extra: &[&str],
+        kubeconfig: PathBuf,
+    ) -> Operator {
         let port = free_port();
         let http = format!("127.0.0.1:{port}");
         let mut args: Vec<String> = vec![
@@ -208,6 +228,7 @@ impl Operator {
             log,
             bin,
             args,
+            kubeconfig,
         };
         op.spawn();
         op
@@ -221,7 +242,7 @@ impl Operator {
             .unwrap();
         let child = Command::new(&self.bin)
             .args(&self.args)
-            .env("KUBECONFIG", operator_kubeconfig_or_admin())
+            .env("KUBECONFIG", &self.kubeconfig)
             .env("RUST_LOG", "info,fluxtune=debug")
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
