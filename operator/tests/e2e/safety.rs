@@ -206,15 +206,7 @@ async fn foreground_deletion_does_not_recreate_children() {
         "fluxtune wrote while the profile was being deleted"
     );
     hold_deletion(&client, &ns, "cluster1", false).await;
-    eventually("the profile is gone", PATIENCE, || async {
-        profiles(&client, &ns)
-            .get_opt("cluster1")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    support::gone(&profiles(&client, &ns), "cluster1").await;
 }
 
 /// A foreign GitRepository (no labels, no owner) and a foreign ImageRepository under the names the
@@ -311,14 +303,7 @@ async fn children_of_a_replaced_source_are_suspended_until_the_conflict_clears()
     gits.delete("cluster1", &DeleteParams::default())
         .await
         .unwrap();
-    eventually("our GitRepository is gone", PATIENCE, || async {
-        gits.get_opt("cluster1")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    support::gone(&gits, "cluster1").await;
     support::apply_as(
         &client,
         "other-team",
@@ -613,15 +598,7 @@ async fn prune_spares_an_object_that_was_replaced_by_someone_else() {
         .delete("cluster1-worker", &DeleteParams::default())
         .await
         .unwrap();
-    eventually("our ImageRepository is gone", PATIENCE, || async {
-        images
-            .get_opt("cluster1-worker")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    support::gone(&images, "cluster1-worker").await;
     let theirs = support::apply_as(
         &client,
         "another-team",

@@ -148,6 +148,17 @@ where
 
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// Waits until the object `name` of `api` no longer exists (finalizers done).
+pub async fn gone<K>(api: &Api<K>, name: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    eventually(&format!("{name} is gone"), PATIENCE, || async {
+        api.get_opt(name).await.unwrap().is_none().then_some(())
+    })
+    .await;
+}
+
 /// `fluxtune run` as a real process against the e2e control plane, watching one namespace.
 pub struct Operator {
     child: Option<Child>,

@@ -234,13 +234,5 @@ async fn the_tenant_policy_sample_pins_url_secret_and_target_namespace_per_names
         )
         .await
         .unwrap();
-    eventually("the orphan deletion completes", PATIENCE, || async {
-        profiles
-            .get_opt("cluster1")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    support::gone(&profiles, "cluster1").await;
 }
