@@ -122,10 +122,19 @@ async fn the_tenant_policy_sample_pins_url_secret_and_target_namespace_per_names
         "source": {"url": "https://git.example.com/team-a/fleet.git", "secretRef": {"name": "team-a-git"}},
         "apply": {"targetNamespace": "team-a-apps", "serviceAccountName": "team-a"},
     });
+    // Server-side dry runs: admission runs, nothing is stored. (A profile stored before the
+    // policy was enforced would turn every later try into an update without a spec change, which
+    // the policy rightly lets through.)
     let refusal = |ns: String, spec: serde_json::Value| {
         let client = client.clone();
         async move {
-            match support::apply_as(&client, "tenant", &profile(&ns, spec)).await {
+            let api = Api::<fluxtune::api::FluxProfile>::namespaced(client, &ns);
+            let doc = profile(&ns, spec);
+            let params = PatchParams {
+                dry_run: true,
+                ..PatchParams::apply("tenant").force()
+            };
+            match api.patch("cluster1", &params, &Patch::Apply(&doc)).await {
                 Ok(_) => None,
                 Err(kube::Error::Api(s)) => Some(s.message),
                 Err(e) => panic!("{e}"),
@@ -188,10 +197,13 @@ async fn the_tenant_policy_sample_pins_url_secret_and_target_namespace_per_names
         .expect("a labelled namespace without its ConfigMap allows nothing");
     assert!(message.contains("no params found"), "{message}");
     assert_eq!(
-        refusal(tenant.clone(), allowed).await,
+        refusal(tenant.clone(), allowed.clone()).await,
         None,
         "the pinned values are allowed"
     );
+    support::apply_as(&client, "tenant", &profile(&tenant, allowed))
+        .await
+        .expect("and stored");
     // Metadata-only updates pass even when the parameters no longer allow the profile (tightened
     // after it was created): a reconcile request, and the garbage collector finishing an orphan
     // deletion.
