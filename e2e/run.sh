@@ -181,11 +181,14 @@ done
 k apply --server-side -f "$state/cluster1.yaml" -f "$state/cluster2.yaml" -f "$state/cluster3.yaml" >/dev/null
 start_operator "$@"
 until_true "the profiles to be Ready" 60 all_ready "${#clusters[@]}"
+hook_url() { k -n "$ns" get fluxprofile "$1" -o jsonpath='{.status.webhook.url}'; }
+has_hook_url() { [[ -n $(hook_url "$1") ]]; }
 for c in "${clusters[@]}"; do
   # The Git host learns each Receiver's URL from the profile's status, as you would paste it into
-  # your Git host's webhook settings.
-  url=$(k -n "$ns" get fluxprofile "$c" -o jsonpath='{.status.webhook.url}')
-  git --git-dir "$repo" config --add fluxtune.webhook "$url $hook_token"
+  # your Git host's webhook settings. It appears once notification-controller has published the
+  # Receiver's path.
+  until_true "the webhook URL of $c" 60 has_hook_url "$c"
+  git --git-dir "$repo" config --add fluxtune.webhook "$(hook_url "$c") $hook_token"
 done
 k -n "$ns" get fluxprofiles
 config_revision() { k -n "$ns-$1" get configmap "$1-config" -o jsonpath='{.data.revision}' 2>/dev/null; }
