@@ -80,7 +80,7 @@ pub fn budget_report(rendered: &[(FluxProfile, Rendered)]) -> String {
         let b = r.latency_budget.status();
         let _ = writeln!(
             out,
-            "# {name} ({class:?}): image to deploy {ie} expected, {iw} worst; commit to deploy {ce} expected, {cw} worst{wl} (processing allowance {p})",
+            "# {name} ({class:?}): image to deploy {ie} expected, {iw} worst; commit to deploy {ce} expected, {cw} worst{wl}{rl} (processing allowance {p})",
             name = profile.name_any(),
             class = r.class,
             ie = b.image_to_deploy.expected,
@@ -91,6 +91,11 @@ pub fn budget_report(rendered: &[(FluxProfile, Rendered)]) -> String {
                 .webhook_lost
                 .as_ref()
                 .map(|w| format!("; webhook lost {w} worst"))
+                .unwrap_or_default(),
+            rl = b
+                .registry_webhook_lost
+                .as_ref()
+                .map(|w| format!("; registry webhook lost {w} worst"))
                 .unwrap_or_default(),
             p = b.processing,
         );

@@ -37,6 +37,9 @@ pub const PATH_CHARS: &str = "letters, digits, '.', '_' and '-'";
     validation = Rule::new("!has(self.pollingClass) || self.pollingClass != 'Webhook' || has(self.webhook)")
         .message("spec.webhook is required when spec.pollingClass is Webhook")
         .field_path(".webhook"),
+    validation = Rule::new("!has(self.registryWebhook) || (has(self.images) && size(self.images) > 0)")
+        .message("spec.registryWebhook needs spec.images: its Receiver makes their ImageRepositories scan")
+        .field_path(".registryWebhook"),
     validation = Rule::new("!has(self.imageUpdate) || !has(self.source.ref) || has(self.source.ref.branch) || !(has(self.source.ref.tag) || has(self.source.ref.semver) || has(self.source.ref.commit)) || (has(self.imageUpdate.pushBranch) && self.imageUpdate.pushBranch != '')")
         .message("spec.imageUpdate needs a branch to push to: set spec.source.ref.branch or spec.imageUpdate.pushBranch")
         .field_path(".imageUpdate"),
@@ -53,6 +56,10 @@ pub struct FluxProfileSpec {
     /// The Git host's push webhook, served by a Flux Receiver.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookSpec>,
+    /// The container registry's push webhook, served by a Flux Receiver that makes the profile's
+    /// ImageRepositories scan at once. The scan interval then becomes a backstop (default 10m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_webhook: Option<RegistryWebhookSpec>,
     /// Container images to track; each becomes an ImageRepository and an ImagePolicy.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
@@ -196,6 +203,65 @@ pub enum WebhookProvider {
     Bitbucket,
     #[serde(rename = "generic-hmac")]
     GenericHmac,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryWebhookSpec {
+    /// How the registry calls: a Flux Receiver type that can take registry events.
+    pub provider: RegistryProvider,
+    /// Secret in the profile's namespace with the key "token" (what the Receiver checks: the
+    /// Authorization header for harbor, the HMAC key for generic-hmac, github and nexus).
+    pub secret_ref: SecretRef,
+    /// Public URL of notification-controller's receiver endpoint; fluxtune reports the full hook URL.
+    #[serde(default, rename = "baseURL", skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = Rule::new("self.matches('^https?://[^/?#]+(/[^?#]*)?$')").message("must be an http:// or https:// URL without query or fragment"))]
+    pub base_url: Option<String>,
+}
+
+/// notification-controller's Receiver types that a registry (or a CI step after a push) can call.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegistryProvider {
+    /// Harbor; also any registry that can send a static Authorization header (CNCF distribution).
+    #[serde(rename = "harbor")]
+    Harbor,
+    #[serde(rename = "dockerhub")]
+    Dockerhub,
+    #[serde(rename = "quay")]
+    Quay,
+    /// Google Artifact/Container Registry through Pub/Sub push.
+    #[serde(rename = "gcr")]
+    Gcr,
+    #[serde(rename = "acr")]
+    Acr,
+    #[serde(rename = "nexus")]
+    Nexus,
+    /// GHCR: a repository or organization webhook on "package" events.
+    #[serde(rename = "github")]
+    Github,
+    #[serde(rename = "generic-hmac")]
+    GenericHmac,
+    /// No authentication but the unguessable path.
+    #[serde(rename = "generic")]
+    Generic,
+}
+
+impl RegistryProvider {
+    /// The Receiver type and the events it filters on (only github filters).
+    pub fn receiver_type_and_events(self) -> (&'static str, &'static [&'static str]) {
+        match self {
+            RegistryProvider::Harbor => ("harbor", &[]),
+            RegistryProvider::Dockerhub => ("dockerhub", &[]),
+            RegistryProvider::Quay => ("quay", &[]),
+            RegistryProvider::Gcr => ("gcr", &[]),
+            RegistryProvider::Acr => ("acr", &[]),
+            RegistryProvider::Nexus => ("nexus", &[]),
+            RegistryProvider::Github => ("github", &["ping", "package"]),
+            RegistryProvider::GenericHmac => ("generic-hmac", &[]),
+            RegistryProvider::Generic => ("generic", &[]),
+        }
+    }
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]

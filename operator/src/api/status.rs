@@ -26,6 +26,9 @@ pub struct FluxProfileStatus {
     /// Where the Git host must send push events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookStatus>,
+    /// Where the container registry must send push events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_webhook: Option<WebhookStatus>,
     /// The latency the rendered configuration should achieve.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_budget: Option<LatencyBudget>,
@@ -54,6 +57,10 @@ pub struct LatencyBudget {
     /// Worst case when a webhook call is lost: the source backstop. Only with a webhook.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_lost: Option<String>,
+    /// Worst image-to-deploy case when a registry webhook call is lost: the backstop scan. Only
+    /// with a registry webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_webhook_lost: Option<String>,
     /// The processing allowance added to every path.
     pub processing: String,
 }

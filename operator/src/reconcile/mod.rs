@@ -41,7 +41,7 @@ use crate::{
 };
 pub use blocker::Blocker;
 use status::Observation;
-use webhook::Webhook;
+use webhook::{Hook, Webhook};
 
 /// The backstop: drift and changes arrive as watch events, this only catches what a watch missed.
 const RESYNC: Duration = Duration::from_secs(3600);
@@ -152,16 +152,14 @@ async fn reconcile_profile(profile: &FluxProfile, ctx: &Context) -> Result<Actio
         obs.error = Some(e.user_message());
     }
     // What notification-controller says of the Receiver: its path, or why it has none.
-    let mut budget = rendered.latency_budget.clone();
-    match webhook::webhook_status(ctx, profile, rendered.receiver.as_deref()) {
-        Webhook::Ready(w) => obs.webhook = Some(w),
-        Webhook::Blocked(blocker) => {
-            // No Git host can call the Receiver: commits wait for the source's backstop.
-            budget = rendered.budget_without_webhook();
-            obs.blockers.insert(0, blocker);
-        }
-        Webhook::Pending | Webhook::None => {}
-    }
+    // A Receiver that cannot be called (no token) leaves the backstop: the budget says so.
+    let git = Hook::git(profile, rendered.receiver.as_deref());
+    let (webhook, git_lost) = observe_hook(ctx, profile, git, &mut obs.blockers);
+    obs.webhook = webhook;
+    let registry = Hook::registry(profile, rendered.registry_receiver.as_deref());
+    let (registry_webhook, registry_lost) = observe_hook(ctx, profile, registry, &mut obs.blockers);
+    obs.registry_webhook = registry_webhook;
+    let budget = rendered.budget_without(git_lost, registry_lost);
     obs.latency_budget = Some(budget.status());
     let new_status = status::compute(profile.status.as_ref(), &obs, &now());
     events::publish(ctx, profile, &obs).await;
@@ -315,6 +313,24 @@ async fn apply_and_prune(
     None
 }
 
+/// What notification-controller says of one Receiver: its path, or a blocker (and whether the
+/// webhook is lost to the budget).
+fn observe_hook(
+    ctx: &Context,
+    profile: &FluxProfile,
+    hook: Option<Hook>,
+    blockers: &mut Vec<Blocker>,
+) -> (Option<crate::api::WebhookStatus>, bool) {
+    match webhook::webhook_status(ctx, profile, hook) {
+        Webhook::Ready(w) => (Some(w), false),
+        Webhook::Blocked(blocker) => {
+            blockers.insert(0, blocker);
+            (None, true)
+        }
+        Webhook::Pending | Webhook::None => (None, false),
+    }
+}
+
 /// While suspended nothing is written but status. The generation counts as observed only when
 /// every child is already as this spec renders it (typically: the only change was `suspend`
 /// itself); a spec change made while suspended is never reported as applied.
@@ -340,6 +356,7 @@ async fn suspended(ctx: &Context, profile: &FluxProfile) -> Result<Action> {
         suspended: Some(status::Suspended { in_place }),
         inventory: kept.inventory,
         webhook: kept.webhook,
+        registry_webhook: kept.registry_webhook,
         ..Default::default()
     };
     status::write_if_changed(
@@ -363,6 +380,7 @@ async fn not_allowed(
         generation: profile.meta().generation,
         inventory: kept.inventory,
         webhook: kept.webhook,
+        registry_webhook: kept.registry_webhook,
         latency_budget: kept.latency_budget,
         blockers: vec![Blocker::NotAllowed(refusals)],
         ..Default::default()

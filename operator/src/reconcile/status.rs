@@ -23,6 +23,7 @@ pub struct Observation {
     pub class: Option<PollingClass>,
     pub latency_budget: Option<LatencyBudget>,
     pub webhook: Option<WebhookStatus>,
+    pub registry_webhook: Option<WebhookStatus>,
     pub inventory: Vec<InventoryEntry>,
     /// Problems only the user can fix: Stalled, so health checks fail fast.
     pub blockers: Vec<Blocker>,
@@ -135,6 +136,7 @@ pub fn compute(
             .or_else(|| old.and_then(|s| s.last_handled_reconcile_at.clone())),
         polling_class: obs.class.or(old.and_then(|s| s.polling_class)),
         webhook: obs.webhook.clone(),
+        registry_webhook: obs.registry_webhook.clone(),
         latency_budget: obs
             .latency_budget
             .clone()

@@ -30,9 +30,41 @@ pub enum Webhook {
     Blocked(Blocker),
 }
 
+/// The Git host's Receiver and the registry's: its name when rendered, its Secret and base URL.
+pub struct Hook<'a> {
+    pub receiver: Option<&'a str>,
+    pub secret: &'a str,
+    pub base_url: Option<&'a str>,
+}
+
+impl<'a> Hook<'a> {
+    pub fn git(profile: &'a FluxProfile, receiver: Option<&'a str>) -> Option<Hook<'a>> {
+        let spec = profile.spec.webhook.as_ref()?;
+        Some(Hook {
+            receiver,
+            secret: &spec.secret_ref.name,
+            base_url: spec.base_url.as_deref(),
+        })
+    }
+
+    pub fn registry(profile: &'a FluxProfile, receiver: Option<&'a str>) -> Option<Hook<'a>> {
+        let spec = profile.spec.registry_webhook.as_ref()?;
+        Some(Hook {
+            receiver,
+            secret: &spec.secret_ref.name,
+            base_url: spec.base_url.as_deref(),
+        })
+    }
+}
+
 /// From the cached Receiver (a watch keeps it current; no request).
-pub fn webhook_status(ctx: &Context, profile: &FluxProfile, receiver: Option<&str>) -> Webhook {
-    let (Some(receiver), Some(spec)) = (receiver, profile.spec.webhook.as_ref()) else {
+pub fn webhook_status(ctx: &Context, profile: &FluxProfile, hook: Option<Hook>) -> Webhook {
+    let Some(Hook {
+        receiver: Some(receiver),
+        secret,
+        base_url,
+    }) = hook
+    else {
         return Webhook::None;
     };
     let Some(store) = ctx.children.get(&FluxKind::Receiver) else {
@@ -41,7 +73,7 @@ pub fn webhook_status(ctx: &Context, profile: &FluxProfile, receiver: Option<&st
     let key = ObjectRef::new_with(receiver, FluxKind::Receiver.api_resource())
         .within(&profile.namespace().unwrap_or_default());
     match store.get(&key) {
-        Some(live) => from_receiver(&live, &spec.secret_ref.name, spec.base_url.as_deref()),
+        Some(live) => from_receiver(&live, secret, base_url),
         None => Webhook::Pending,
     }
 }

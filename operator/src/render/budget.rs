@@ -9,6 +9,9 @@
 //! |---|---|---|
 //! | image to deploy, webhook | scan/2 + p | 1.05 scan + p |
 //! | image to deploy, no webhook | scan/2 + source/2 + p | 1.05 scan + 1.05 source + p |
+//! | image to deploy, registry and Git webhooks | p | p |
+//! | image to deploy, registry webhook only | source/2 + p | 1.05 source + p |
+//! | registry webhook call lost | | 1.05 scan + (1.05 source without a Git webhook) + p |
 //! | commit to deploy, webhook | p | p |
 //! | commit to deploy, no webhook | source/2 + p | 1.05 source + p |
 //! | webhook call lost | | 1.05 source + p |
@@ -41,6 +44,8 @@ pub struct Budget {
     pub commit_to_deploy: Range,
     /// Only with a webhook.
     pub webhook_lost: Option<Duration>,
+    /// Only with a registry webhook: a lost registry event waits for the backstop scan.
+    pub registry_webhook_lost: Option<Duration>,
     pub processing: Duration,
 }
 
@@ -54,6 +59,7 @@ impl Budget {
             image_to_deploy: range(self.image_to_deploy),
             commit_to_deploy: range(self.commit_to_deploy),
             webhook_lost: self.webhook_lost.map(go_duration),
+            registry_webhook_lost: self.registry_webhook_lost.map(go_duration),
             processing: go_duration(self.processing),
         }
     }
@@ -69,11 +75,18 @@ pub fn latency_budget(t: &Tuning) -> Budget {
     } else {
         (source / 2, jittered(source))
     };
+    // With a registry webhook the scan starts when the tag is pushed; else it waits on the interval.
+    let (scan_expected, scan_worst) = if t.registry_webhook {
+        (Duration::ZERO, Duration::ZERO)
+    } else {
+        (scan / 2, jittered(scan))
+    };
     Budget {
         image_to_deploy: Range {
-            expected: scan / 2 + poll_expected + p,
-            worst: jittered(scan) + poll_worst + p,
+            expected: scan_expected + poll_expected + p,
+            worst: scan_worst + poll_worst + p,
         },
+        registry_webhook_lost: t.registry_webhook.then(|| jittered(scan) + poll_worst + p),
         commit_to_deploy: Range {
             expected: poll_expected + p,
             worst: poll_worst + p,

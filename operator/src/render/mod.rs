@@ -42,17 +42,20 @@ pub struct Rendered {
     pub objects: Vec<FluxObject>,
     pub class: PollingClass,
     pub latency_budget: budget::Budget,
-    /// Name of the Receiver, when one is rendered (its webhook path needs the Secret's token).
+    /// Name of the Git host's Receiver, when one is rendered.
     pub receiver: Option<String>,
+    /// Name of the registry's Receiver, when one is rendered.
+    pub registry_receiver: Option<String>,
     pub tuning: tuning::Tuning,
 }
 
 impl Rendered {
-    /// The budget while the Git host cannot call the Receiver (its Secret is missing, say): every
-    /// commit waits for the source's backstop poll.
-    pub fn budget_without_webhook(&self) -> budget::Budget {
+    /// The budget while a Receiver cannot be called (its Secret is missing, say): commits wait
+    /// for the source's backstop poll, images for the scan.
+    pub fn budget_without(&self, git_lost: bool, registry_lost: bool) -> budget::Budget {
         budget::latency_budget(&tuning::Tuning {
-            webhook: false,
+            webhook: self.tuning.webhook && !git_lost,
+            registry_webhook: self.tuning.registry_webhook && !registry_lost,
             ..self.tuning.clone()
         })
     }
@@ -126,6 +129,9 @@ pub fn render(profile: &FluxProfile, caps: &Capabilities) -> Rendered {
     let receiver = receiver::receiver(&cx, profile);
     let receiver_name = receiver.as_ref().map(|r| r.name_any());
     objects.extend(receiver.map(FluxObject::Receiver));
+    let registry = receiver::registry_receiver(&cx, profile);
+    let registry_name = registry.as_ref().map(|r| r.name_any());
+    objects.extend(registry.map(FluxObject::Receiver));
     objects.sort_by_key(|o| (o.kind(), o.name()));
 
     Rendered {
@@ -133,6 +139,7 @@ pub fn render(profile: &FluxProfile, caps: &Capabilities) -> Rendered {
         class: cx.tuning.class,
         latency_budget: budget::latency_budget(&cx.tuning),
         receiver: receiver_name,
+        registry_receiver: registry_name,
         tuning: cx.tuning,
     }
 }

@@ -4,7 +4,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     api::{FluxProfile, WebhookProvider},
-    flux::{GitRepository, LocalRef, Receiver, ReceiverResource, ReceiverSpec},
+    flux::{GitRepository, ImageRepository, LocalRef, Receiver, ReceiverResource, ReceiverSpec},
 };
 
 use super::{Context, names};
@@ -44,6 +44,35 @@ pub fn receiver(cx: &Context, profile: &FluxProfile) -> Option<Receiver> {
                 kind: "GitRepository".into(),
                 name: cx.source_name(),
             }],
+        },
+    })
+}
+
+/// The registry's Receiver: a push of any of the profile's images makes every one of its
+/// ImageRepositories scan at once (a scan that finds nothing new changes nothing downstream).
+/// One Receiver per profile, not per image: some registries cannot say which repository an event
+/// is for in a way notification-controller's CEL filters can read.
+pub fn registry_receiver(cx: &Context, profile: &FluxProfile) -> Option<Receiver> {
+    let webhook = profile.spec.registry_webhook.as_ref()?;
+    let (kind, events) = webhook.provider.receiver_type_and_events();
+    Some(Receiver {
+        metadata: cx.meta(names::child_name(&cx.profile, Some("registry"))),
+        spec: ReceiverSpec {
+            r#type: kind.into(),
+            events: events.iter().map(|e| e.to_string()).collect(),
+            secret_ref: LocalRef {
+                name: webhook.secret_ref.name.clone(),
+            },
+            resources: profile
+                .spec
+                .images
+                .iter()
+                .map(|img| ReceiverResource {
+                    api_version: <ImageRepository as kube::Resource>::api_version(&()).into_owned(),
+                    kind: "ImageRepository".into(),
+                    name: names::child_name(&cx.profile, Some(&img.name)),
+                })
+                .collect(),
         },
     })
 }

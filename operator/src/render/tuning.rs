@@ -8,6 +8,8 @@ pub struct Tuning {
     pub class: PollingClass,
     /// Whether a Receiver makes Git pushes event-driven.
     pub webhook: bool,
+    /// Whether a Receiver makes registry pushes event-driven (the scan is then a backstop).
+    pub registry_webhook: bool,
     pub source: String,
     pub apply: String,
     pub image_scan: String,
@@ -34,6 +36,10 @@ pub fn tuning(spec: &FluxProfileSpec) -> Tuning {
         PollingClass::Poll => ("1m", "1m"),
         PollingClass::Relaxed => ("10m", "10m"),
     };
+    // With registry events the scan only catches a lost one: ten minutes bounds that wait while
+    // keeping a registry's API calls per image to six an hour (Docker Hub and GHCR rate-limit).
+    let registry_webhook = spec.registry_webhook.is_some();
+    let image_scan = if registry_webhook { "10m" } else { image_scan };
     let webhook = match class {
         PollingClass::Webhook => true,
         PollingClass::Poll => false,
@@ -47,6 +53,7 @@ pub fn tuning(spec: &FluxProfileSpec) -> Tuning {
     Tuning {
         class,
         webhook,
+        registry_webhook,
         source: pick(overrides.source, source),
         apply: pick(overrides.apply, "1h"),
         image_scan: pick(overrides.image_scan, image_scan),

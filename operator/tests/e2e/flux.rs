@@ -558,3 +558,106 @@ async fn a_tenant_profile_cannot_apply_more_than_its_service_account_may() {
         "the ClusterRole was created"
     );
 }
+
+/// With a registry webhook every interval is a backstop, the image scan included (10m here, the
+/// rest 1h): a tag pushed and announced the way a registry does (a harbor Receiver checks the
+/// Authorization header, which CNCF distribution can send as a static header) is deployed in
+/// about a second.
+#[tokio::test]
+async fn a_registry_webhook_deploys_a_new_tag_without_waiting_for_a_scan() {
+    let lp = Loop::from_env();
+    let client = support::client().await;
+    let fleet = Fleet::new(&client, &lp, "flux-registry", 1, true).await;
+    let (ns, image) = (&fleet.ns, &fleet.image);
+    support::webhook_secret(&client, ns, "registry-hook", "registry-token").await;
+    let _op = fleet
+        .tune(
+            &client,
+            &lp,
+            json!({
+                "pollingClass": "Webhook",
+                "webhook": {"provider": "github", "secretRef": {"name": "hook"}},
+                "registryWebhook": {"provider": "harbor", "secretRef": {"name": "registry-hook"},
+                                    "baseURL": format!("http://{}", lp.receiver)},
+                "images": [{"name": "app", "repository": image, "policy": {"semver": {"range": ">=1.0.0"}}}],
+                "imageUpdate": {"author": {"name": "fluxtune-bot", "email": "bot@fluxtune.local"}},
+            }),
+        )
+        .await;
+    assert_eq!(
+        field(
+            &client,
+            ns,
+            FluxKind::ImageRepository,
+            "cluster1-app",
+            "/spec/interval"
+        )
+        .await
+        .as_deref(),
+        Some("10m"),
+        "the scan is a backstop"
+    );
+    let first = format!("{image}:1.0.0");
+    eventually("the first apply", SETUP, || async {
+        (deployed_image(&client, ns).await.as_deref() == Some(first.as_str())).then_some(())
+    })
+    .await;
+    let url = eventually("the registry webhook URL in status", SETUP, || async {
+        let p = kube::Api::<fluxtune::api::FluxProfile>::namespaced(client.clone(), ns)
+            .get("cluster1")
+            .await
+            .ok()?;
+        p.status?.registry_webhook?.url
+    })
+    .await;
+    eventually("ImagePolicy at 1.0.0", SETUP, || {
+        field(
+            &client,
+            ns,
+            FluxKind::ImagePolicy,
+            "cluster1-app",
+            "/status/latestRef/tag",
+        )
+    })
+    .await;
+
+    lp.crane(&["tag", &first, "1.0.1"]);
+    let t0 = Instant::now();
+    // What a registry sends after a push (a Harbor-style event; the harbor Receiver checks only
+    // the Authorization header).
+    run(Command::new("curl").args([
+        "-sf",
+        "-X",
+        "POST",
+        "-H",
+        "Authorization: registry-token",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"type":"PUSH_ARTIFACT","event_data":{"resources":[{"tag":"1.0.1"}]}}"#,
+        &url,
+    ]));
+    let second = format!("{image}:1.0.1");
+    // Any bound far below the 10m scan proves the event, not a scan, did it; it measures about a
+    // second on an idle machine.
+    eventually("1.0.1 applied", SETUP, || async {
+        (deployed_image(&client, ns).await.as_deref() == Some(second.as_str())).then_some(())
+    })
+    .await;
+    eprintln!("registry event -> applied {}", secs(t0.elapsed()));
+    // A wrong token is refused: the Receiver does not scan for anyone.
+    let refused = Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "POST",
+            "-H",
+            "Authorization: guess",
+            "-d",
+            "{}",
+            &url,
+        ])
+        .status()
+        .unwrap();
+    assert!(!refused.success(), "a call without the token was accepted");
+}
