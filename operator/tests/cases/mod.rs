@@ -291,6 +291,32 @@ pub fn cases() -> Vec<Case> {
             vec![("spec.images", "Too many: 33: must have at most 32 items")],
         ),
         (
+            "registry webhook without images",
+            with(&[
+                ("/spec/images", Value::Null),
+                ("/spec/imageUpdate", Value::Null),
+                (
+                    "/spec/registryWebhook",
+                    json!({"provider": "harbor", "secretRef": {"name": "registry"}}),
+                ),
+            ]),
+            vec![(
+                "spec.registryWebhook",
+                "spec.registryWebhook needs spec.images: its Receiver makes their ImageRepositories scan",
+            )],
+        ),
+        (
+            "unknown registry webhook provider",
+            with(&[(
+                "/spec/registryWebhook",
+                json!({"provider": "artifactory", "secretRef": {"name": "registry"}}),
+            )]),
+            vec![(
+                "spec.registryWebhook.provider",
+                "Unsupported value: \"artifactory\": supported values: \"dockerhub\", \"quay\", \"acr\", \"nexus\", \"generic-hmac\", \"harbor\", \"gcr\", \"github\", \"generic\"",
+            )],
+        ),
+        (
             "image update without a branch",
             with(&[("/spec/source/ref", json!({"tag": "v1"}))]),
             vec![(
