@@ -250,6 +250,10 @@ fn only_changes_that_matter(kind: FluxKind) -> impl FnMut(WatchEvent) -> Trigger
                 if kind == FluxKind::Receiver {
                     crate::reconcile::webhook::status_that_matters(&obj).hash(&mut h);
                 }
+                if kind == FluxKind::ImageUpdateAutomation {
+                    // A new push is handed on to the GitRepository (reconcile/request.rs).
+                    obj.data["status"]["lastPushCommit"].as_str().hash(&mut h);
+                }
                 let fingerprint = h.finish();
                 let key = (obj.namespace(), obj.name_any());
                 (seen.insert(key, fingerprint) != Some(fingerprint)).then_some(Ok(obj))

@@ -278,14 +278,21 @@ async fn apply_and_prune(
     if let Some(e) = pruned.error {
         return Some(e);
     }
+    let owned: Vec<_> = rendered
+        .objects
+        .iter()
+        .filter(|o| applied.owned.contains(&o.inventory_entry()))
+        .cloned()
+        .collect();
+    match request::hand_on_push(ctx, profile, &owned).await {
+        Ok(()) => {}
+        Err(e) if e.is_permanent() => {
+            refused.push(format!("automation push hand-on: {}", e.user_message()))
+        }
+        Err(e) => return Some(e),
+    }
     if let Some(requested) = request::pending(profile) {
-        let sources: Vec<_> = rendered
-            .objects
-            .iter()
-            .filter(|o| applied.owned.contains(&o.inventory_entry()))
-            .cloned()
-            .collect();
-        match request::hand_on(ctx, profile, &sources, &requested).await {
+        match request::hand_on(ctx, profile, &owned, &requested).await {
             Ok(()) => obs.handled_request = Some(requested),
             Err(e) if e.is_permanent() => {
                 refused.push(format!("reconcile request: {}", e.user_message()))

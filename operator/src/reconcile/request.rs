@@ -58,3 +58,66 @@ pub async fn hand_on(
     }
     Ok(())
 }
+
+/// The automation's push, handed on to the GitRepository at once: Flux's ImageUpdateAutomation
+/// never asks for it, so without a Git webhook for the bot's own push (or with it lost) the
+/// commit would wait for the source's interval. Stateless: nothing is sent when the source already
+/// has the commit or was already asked for it.
+pub async fn hand_on_push(
+    ctx: &Context,
+    profile: &FluxProfile,
+    owned: &[FluxObject],
+) -> Result<()> {
+    let namespace = profile.namespace().unwrap_or_default();
+    let cached = |kind: FluxKind, name: &str| {
+        ctx.children.get(&kind)?.get(
+            &kube::runtime::reflector::ObjectRef::new_with(name, kind.api_resource())
+                .within(&namespace),
+        )
+    };
+    let (Some(automation), Some(source)) = (
+        owned
+            .iter()
+            .find(|o| o.kind() == FluxKind::ImageUpdateAutomation),
+        owned.iter().find(|o| o.kind() == FluxKind::GitRepository),
+    ) else {
+        return Ok(());
+    };
+    let Some(pushed) = cached(FluxKind::ImageUpdateAutomation, &automation.name())
+        .and_then(|a| {
+            a.data["status"]["lastPushCommit"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .filter(|c| !c.is_empty())
+    else {
+        return Ok(());
+    };
+    let Some(git) = cached(FluxKind::GitRepository, &source.name()) else {
+        return Ok(());
+    };
+    let fetched = git.data["status"]["artifact"]["revision"]
+        .as_str()
+        .is_some_and(|r| r.ends_with(&pushed));
+    let request = format!("fluxtune-push-{pushed}");
+    if fetched || git.annotations().get(REQUESTED_AT) == Some(&request) {
+        return Ok(());
+    }
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        ctx.client.clone(),
+        &namespace,
+        &FluxKind::GitRepository.api_resource(),
+    );
+    let patch = serde_json::json!({"metadata": {"annotations": {REQUESTED_AT: request}}});
+    api.patch(
+        &source.name(),
+        &PatchParams {
+            field_manager: Some(REQUEST_MANAGER.into()),
+            ..Default::default()
+        },
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    tracing::info!(commit = %pushed, "handed the automation's push on to the GitRepository");
+    Ok(())
+}

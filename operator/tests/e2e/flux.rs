@@ -562,7 +562,8 @@ async fn a_tenant_profile_cannot_apply_more_than_its_service_account_may() {
 /// With a registry webhook every interval is a backstop, the image scan included (10m here, the
 /// rest 1h): a tag pushed and announced the way a registry does (a harbor Receiver checks the
 /// Authorization header, which CNCF distribution can send as a static header) is deployed in
-/// about a second.
+/// about a second, even with the Git host's webhook off: fluxtune hands the automation's push on
+/// to the GitRepository.
 #[tokio::test]
 async fn a_registry_webhook_deploys_a_new_tag_without_waiting_for_a_scan() {
     let lp = Loop::from_env();
@@ -621,6 +622,12 @@ async fn a_registry_webhook_deploys_a_new_tag_without_waiting_for_a_scan() {
     })
     .await;
 
+    // The Git host's webhook is switched off: the automation's push reaches the GitRepository
+    // (interval 1h) only because fluxtune hands it on.
+    run(Command::new("git")
+        .arg("--git-dir")
+        .arg(&fleet.repo.bare)
+        .args(["config", "--unset-all", "fluxtune.webhook"]));
     lp.crane(&["tag", &first, "1.0.1"]);
     let t0 = Instant::now();
     // What a registry sends after a push (a Harbor-style event; the harbor Receiver checks only
@@ -645,6 +652,19 @@ async fn a_registry_webhook_deploys_a_new_tag_without_waiting_for_a_scan() {
     })
     .await;
     eprintln!("registry event -> applied {}", secs(t0.elapsed()));
+    let requested = field(
+        &client,
+        ns,
+        FluxKind::GitRepository,
+        "cluster1",
+        "/metadata/annotations/reconcile.fluxcd.io~1requestedAt",
+    )
+    .await
+    .unwrap_or_default();
+    assert!(
+        requested.starts_with("fluxtune-push-"),
+        "the fetch was not fluxtune's hand-on of the push: {requested:?}"
+    );
     // A wrong token is refused: the Receiver does not scan for anyone.
     let refused = Command::new("curl")
         .args([
