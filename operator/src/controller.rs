@@ -247,13 +247,7 @@ fn only_changes_that_matter(kind: FluxKind) -> impl FnMut(WatchEvent) -> Trigger
                 obj.metadata.annotations.hash(&mut h);
                 format!("{:?}", obj.metadata.owner_references).hash(&mut h);
                 obj.metadata.deletion_timestamp.is_some().hash(&mut h);
-                if kind == FluxKind::Receiver {
-                    crate::reconcile::webhook::status_that_matters(&obj).hash(&mut h);
-                }
-                if kind == FluxKind::ImageUpdateAutomation {
-                    // A new push is handed on to the GitRepository (reconcile/request.rs).
-                    obj.data["status"]["lastPushCommit"].as_str().hash(&mut h);
-                }
+                crate::reconcile::status_that_wakes(kind, &obj).hash(&mut h);
                 let fingerprint = h.finish();
                 let key = (obj.namespace(), obj.name_any());
                 (seen.insert(key, fingerprint) != Some(fingerprint)).then_some(Ok(obj))

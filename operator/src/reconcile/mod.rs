@@ -402,6 +402,21 @@ async fn not_allowed(
     Ok(Action::await_change())
 }
 
+/// The parts of a child's status that change what its profile does or reports, so a change of
+/// them wakes the profile (controller.rs); nothing else in a child's status does (an
+/// ImageRepository's status changes every scan).
+pub fn status_that_wakes(kind: FluxKind, child: &DynamicObject) -> Option<String> {
+    match kind {
+        // The Receiver's published path and Ready (reconcile/webhook.rs).
+        FluxKind::Receiver => webhook::status_that_matters(child).map(|s| format!("{s:?}")),
+        // A new push is handed on to the GitRepository (reconcile/request.rs).
+        FluxKind::ImageUpdateAutomation => child.data["status"]["lastPushCommit"]
+            .as_str()
+            .map(str::to_string),
+        _ => None,
+    }
+}
+
 /// When to look again without a watch event.
 fn next_check(ctx: &Context, profile: &FluxProfile, obs: &Observation) -> Action {
     let key = ObjectRef::new(&profile.name_any()).within(&profile.namespace().unwrap_or_default());

@@ -35,8 +35,6 @@ pub async fn hand_on(
     objects: &[FluxObject],
     requested: &str,
 ) -> Result<()> {
-    let namespace = profile.namespace().unwrap_or_default();
-    let patch = serde_json::json!({"metadata": {"annotations": {REQUESTED_AT: requested}}});
     for object in objects {
         let kind = object.kind();
         if !matches!(kind, FluxKind::GitRepository | FluxKind::ImageRepository)
@@ -44,18 +42,34 @@ pub async fn hand_on(
         {
             continue;
         }
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(ctx.client.clone(), &namespace, &kind.api_resource());
-        api.patch(
-            &object.name(),
-            &PatchParams {
-                field_manager: Some(REQUEST_MANAGER.into()),
-                ..Default::default()
-            },
-            &Patch::Merge(&patch),
-        )
-        .await?;
+        request(ctx, profile, object, requested).await?;
     }
+    Ok(())
+}
+
+/// Sets `requestedAt` on one object: a merge patch of that annotation alone, under its own
+/// field manager.
+async fn request(
+    ctx: &Context,
+    profile: &FluxProfile,
+    object: &FluxObject,
+    value: &str,
+) -> Result<()> {
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        ctx.client.clone(),
+        &profile.namespace().unwrap_or_default(),
+        &object.kind().api_resource(),
+    );
+    let patch = serde_json::json!({"metadata": {"annotations": {REQUESTED_AT: value}}});
+    api.patch(
+        &object.name(),
+        &PatchParams {
+            field_manager: Some(REQUEST_MANAGER.into()),
+            ..Default::default()
+        },
+        &Patch::Merge(&patch),
+    )
+    .await?;
     Ok(())
 }
 
@@ -99,25 +113,11 @@ pub async fn hand_on_push(
     let fetched = git.data["status"]["artifact"]["revision"]
         .as_str()
         .is_some_and(|r| r.ends_with(&pushed));
-    let request = format!("fluxtune-push-{pushed}");
-    if fetched || git.annotations().get(REQUESTED_AT) == Some(&request) {
+    let value = format!("fluxtune-push-{pushed}");
+    if fetched || git.annotations().get(REQUESTED_AT) == Some(&value) {
         return Ok(());
     }
-    let api: Api<DynamicObject> = Api::namespaced_with(
-        ctx.client.clone(),
-        &namespace,
-        &FluxKind::GitRepository.api_resource(),
-    );
-    let patch = serde_json::json!({"metadata": {"annotations": {REQUESTED_AT: request}}});
-    api.patch(
-        &source.name(),
-        &PatchParams {
-            field_manager: Some(REQUEST_MANAGER.into()),
-            ..Default::default()
-        },
-        &Patch::Merge(&patch),
-    )
-    .await?;
+    request(ctx, profile, source, &value).await?;
     tracing::info!(commit = %pushed, "handed the automation's push on to the GitRepository");
     Ok(())
 }
