@@ -57,6 +57,14 @@ pub async fn publish(ctx: &Context, profile: &FluxProfile, obs: &Observation) {
             format!("deleted {}", list(&obs.pruned)),
         ));
     }
+    if let Some(message) = &obs.rescans_gave_up {
+        events.push((
+            EventType::Warning,
+            "RegistryEventUnanswered",
+            "Rescan",
+            message.clone(),
+        ));
+    }
     if let Some(blocker) = obs.blockers.first() {
         let old_reason = profile
             .status

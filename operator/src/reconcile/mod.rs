@@ -8,6 +8,7 @@ mod events;
 pub mod ownership;
 mod prune;
 pub mod request;
+pub mod rescan;
 pub mod status;
 mod unreadable;
 pub mod webhook;
@@ -63,6 +64,8 @@ pub struct Context {
     failures: Mutex<HashMap<ObjectRef<Guarded>, u32>>,
     /// Unreadable profiles already reported, by generation and error.
     unreadable: Mutex<HashMap<ObjectRef<Guarded>, Reported>>,
+    /// The propagation guard's last look at each profile's scans (rescan.rs).
+    rescans: Mutex<HashMap<ObjectRef<FluxProfile>, rescan::Guard>>,
 }
 
 impl Context {
@@ -84,6 +87,7 @@ impl Context {
             tenancy: Default::default(),
             failures: Mutex::default(),
             unreadable: Mutex::default(),
+            rescans: Mutex::default(),
         }
     }
 }
@@ -125,6 +129,10 @@ async fn reconcile_profile(profile: &FluxProfile, ctx: &Context) -> Result<Actio
             &profile.namespace().unwrap_or_default(),
             &profile.name_any(),
         );
+        ctx.rescans
+            .lock()
+            .unwrap()
+            .remove(&ObjectRef::from_obj(profile));
         return Ok(Action::await_change());
     }
     if profile.spec.suspend {
@@ -291,6 +299,14 @@ async fn apply_and_prune(
         }
         Err(e) => return Some(e),
     }
+    match rescan::watch_over(ctx, profile, &owned).await {
+        Ok(outcome) => {
+            obs.rescan_in = outcome.wait;
+            obs.rescans_gave_up = outcome.gave_up;
+        }
+        Err(e) if e.is_permanent() => refused.push(format!("rescan: {}", e.user_message())),
+        Err(e) => return Some(e),
+    }
     if let Some(requested) = request::pending(profile) {
         match request::hand_on(ctx, profile, &owned, &requested).await {
             Ok(()) => obs.handled_request = Some(requested),
@@ -413,6 +429,9 @@ pub fn status_that_wakes(kind: FluxKind, child: &DynamicObject) -> Option<String
         FluxKind::ImageUpdateAutomation => child.data["status"]["lastPushCommit"]
             .as_str()
             .map(str::to_string),
+        // A handled request or new tags, for the propagation guard (reconcile/rescan.rs); a
+        // periodic scan that finds the same tags changes neither.
+        FluxKind::ImageRepository => Some(format!("{:?}", rescan::Scan::of(child))),
         _ => None,
     }
 }
@@ -442,6 +461,9 @@ fn next_check(ctx: &Context, profile: &FluxProfile, obs: &Observation) -> Action
     }
     if obs.retry_soon {
         next = next.min(RETRY_SOON);
+    }
+    if let Some(rescan) = obs.rescan_in {
+        next = next.min(rescan);
     }
     Action::requeue(next)
 }

@@ -49,7 +49,7 @@ pub async fn hand_on(
 
 /// Sets `requestedAt` on one object: a merge patch of that annotation alone, under its own
 /// field manager.
-async fn request(
+pub(super) async fn request(
     ctx: &Context,
     profile: &FluxProfile,
     object: &FluxObject,

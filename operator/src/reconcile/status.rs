@@ -42,6 +42,10 @@ pub struct Observation {
     pub retry_soon: bool,
     /// The profile was being deleted when checked before the first write: nothing to report.
     pub profile_gone: bool,
+    /// The propagation guard's next rescan is due in (reconcile/rescan.rs).
+    pub rescan_in: Option<std::time::Duration>,
+    /// The propagation guard gave up: the Event's message.
+    pub rescans_gave_up: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,14 +7,15 @@
 //!
 //! | path | expected | worst |
 //! |---|---|---|
-//! | image to deploy, webhook | scan/2 + p | 1.05 scan + p |
-//! | image to deploy, no webhook | scan/2 + source/2 + p | 1.05 scan + 1.05 source + p |
-//! | image to deploy, registry and Git webhooks | p | p |
-//! | image to deploy, registry webhook only | source/2 + p | 1.05 source + p |
-//! | registry webhook call lost | | 1.05 scan + (1.05 source without a Git webhook) + p |
+//! | image to deploy | scan/2 + p | 1.05 scan + p |
+//! | image to deploy, registry webhook | p | p |
+//! | registry webhook call lost | | 1.05 scan + p |
 //! | commit to deploy, webhook | p | p |
 //! | commit to deploy, no webhook | source/2 + p | 1.05 source + p |
 //! | webhook call lost | | 1.05 source + p |
+//!
+//! The image path never waits for the Git poll: fluxtune hands the automation's push on to the
+//! GitRepository at once (reconcile/request.rs), with or without the Git host's webhook.
 
 use std::time::Duration;
 
@@ -83,10 +84,10 @@ pub fn latency_budget(t: &Tuning) -> Budget {
     };
     Budget {
         image_to_deploy: Range {
-            expected: scan_expected + poll_expected + p,
-            worst: scan_worst + poll_worst + p,
+            expected: scan_expected + p,
+            worst: scan_worst + p,
         },
-        registry_webhook_lost: t.registry_webhook.then(|| jittered(scan) + poll_worst + p),
+        registry_webhook_lost: t.registry_webhook.then(|| jittered(scan) + p),
         commit_to_deploy: Range {
             expected: poll_expected + p,
             worst: poll_worst + p,
