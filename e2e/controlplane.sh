@@ -142,22 +142,28 @@ flux_crd_dirs() {
 }
 
 # The Flux controllers (tools of e2e/tools/flux), our Git host
-# (e2e/tools/gitserver) and crane (e2e/tools/registry).
+# (e2e/tools/gitserver), crane (e2e/tools/registry) and CNCF distribution's
+# registry (e2e/tools/distribution), which the tests start themselves: its
+# webhook endpoint is a Receiver URL known only once a profile is applied.
 FLUX_CONTROLLERS=(source-controller kustomize-controller notification-controller
   image-reflector-controller image-automation-controller)
 cmd_build_flux() {
-  local fver cver c specs=()
+  local fver cver dver c specs=()
   fver=$(tool_version flux github.com/fluxcd/source-controller)
   cver=$(tool_version registry github.com/google/go-containerregistry)
-  [[ -n $fver && -n $cver ]] || die "cannot read pinned versions from $TOOLS/{flux,registry}/go.mod"
+  dver=$(tool_version distribution github.com/distribution/distribution/v3)
+  [[ -n $fver && -n $cver && -n $dver ]] ||
+    die "cannot read pinned versions from $TOOLS/{flux,registry,distribution}/go.mod"
   for c in "${FLUX_CONTROLLERS[@]}"; do specs+=("$c=github.com/fluxcd/$c"); done
   # Named by source-controller's version; the key covers all five pins.
   build_tool flux "$fver" "-s -w" "${specs[@]}"
   build_tool gitserver v0 "-s -w" gitserver=.
   build_tool registry "$cver" "-s -w" crane=github.com/google/go-containerregistry/cmd/crane
+  build_tool distribution "$dver" "-s -w" registry=github.com/distribution/distribution/v3/cmd/registry
   FLUX_BIN=$(tool_dir flux "$fver")
   GITSERVER_BIN=$(tool_dir gitserver v0)
   CRANE_BIN=$(tool_dir registry "$cver")
+  DISTRIBUTION_BIN=$(tool_dir distribution "$dver")
 }
 
 # ---------------------------------------------------------------- ports ---
@@ -462,6 +468,7 @@ cmd_flux_up() {
   for b in "${FLUX_CONTROLLERS[@]}"; do ln -s "$FLUX_BIN/$b" "$DIR/flux/bin/$b"; done
   ln -s "$GITSERVER_BIN/gitserver" "$DIR/flux/bin/gitserver"
   ln -s "$CRANE_BIN/crane" "$DIR/flux/bin/crane"
+  ln -s "$DISTRIBUTION_BIN/registry" "$DIR/flux/bin/distribution"
   trap 'rc=$?; if [[ $rc != 0 ]]; then log "flux-up failed, stopping what it started"; cmd_flux_down || true; fi' EXIT
   for p in $FLUX_PROCS; do launch "$p"; done
   # Marked, so that flux-down removes exactly these lines.
@@ -473,6 +480,7 @@ cmd_flux_up() {
     printf 'export FLUXTUNE_GIT_ROOT=%q # flux\n' "$DIR/flux/git"
     printf 'export FLUXTUNE_REGISTRY=%q # flux\n' "127.0.0.1:$REGISTRY_PORT"
     printf 'export FLUXTUNE_CRANE=%q # flux\n' "$DIR/flux/bin/crane"
+    printf 'export FLUXTUNE_DISTRIBUTION=%q # flux\n' "$DIR/flux/bin/distribution"
   } >>"$DIR/env"
   trap - EXIT
   log "Flux up in $(since "$t0") s: receiver 127.0.0.1:$RECEIVER_PORT, git http://127.0.0.1:$GIT_PORT/NAME.git ($DIR/flux/git), registry 127.0.0.1:$REGISTRY_PORT"

@@ -18,9 +18,12 @@ use fluxtune::flux::FluxKind;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
+use fluxtune::reconcile::rescan;
+
 use crate::flux_support::{
-    Fleet, Loop, Repo, SETUP, TOKEN, artifact_of, artifact_paths, config_value, deployed_image,
-    failure, field, profile, ready, run, secs,
+    Distribution, Fleet, Loop, Repo, SETUP, TOKEN, artifact_of, artifact_paths, config_value,
+    deployed_image, failure, field, free_addr, get, profile, ready, registry_webhook_url, run,
+    secs,
 };
 use crate::support::{self, Operator, eventually};
 
@@ -559,16 +562,149 @@ async fn a_tenant_profile_cannot_apply_more_than_its_service_account_may() {
     );
 }
 
-/// With a registry webhook every interval is a backstop, the image scan included (10m here, the
-/// rest 1h): a tag pushed and announced the way a registry does (a harbor Receiver checks the
-/// Authorization header, which CNCF distribution can send as a static header) is deployed in
-/// about a second, even with the Git host's webhook off: fluxtune hands the automation's push on
-/// to the GitRepository.
+/// A real registry that sends webhooks: CNCF distribution, its notification endpoint pointed at
+/// the profile's registry Receiver (`harbor`: distribution sends the token as a static
+/// Authorization header). With every interval at 1h, the image scan included, and the Git host's
+/// webhook off, a pushed tag is deployed in about a second: the registry's event starts the scan,
+/// and fluxtune hands the automation's push on to the GitRepository.
 #[tokio::test]
-async fn a_registry_webhook_deploys_a_new_tag_without_waiting_for_a_scan() {
+async fn a_registry_that_sends_webhooks_deploys_a_new_tag_with_every_interval_at_an_hour() {
     let lp = Loop::from_env();
     let client = support::client().await;
-    let fleet = Fleet::new(&client, &lp, "flux-registry", 1, true).await;
+    let addr = free_addr();
+    let fleet = Fleet::on_registry(&client, &lp, "flux-distribution", 1, &addr).await;
+    let (ns, image) = (&fleet.ns, &fleet.image);
+    support::webhook_secret(&client, ns, "registry-hook", "registry-token").await;
+    let _op = fleet
+        .tune(
+            &client,
+            &lp,
+            json!({
+                "pollingClass": "Webhook",
+                "webhook": {"provider": "github", "secretRef": {"name": "hook"}},
+                "registryWebhook": {"provider": "harbor", "secretRef": {"name": "registry-hook"},
+                                    "baseURL": format!("http://{}", lp.receiver)},
+                "intervals": {"imageScan": "1h", "imageUpdate": "1h"},
+                "images": [{"name": "app", "repository": image, "policy": {"semver": {"range": ">=1.0.0"}}}],
+                "imageUpdate": {"author": {"name": "fluxtune-bot", "email": "bot@fluxtune.local"}},
+            }),
+        )
+        .await;
+    for kind in [
+        FluxKind::GitRepository,
+        FluxKind::Kustomization,
+        FluxKind::ImageRepository,
+        FluxKind::ImageUpdateAutomation,
+    ] {
+        let name = if kind == FluxKind::ImageRepository {
+            "cluster1-app"
+        } else {
+            "cluster1"
+        };
+        assert_eq!(
+            field(&client, ns, kind, name, "/spec/interval")
+                .await
+                .as_deref(),
+            Some("1h"),
+            "{kind:?} polls only as a backstop"
+        );
+    }
+    let hook = registry_webhook_url(&client, ns).await;
+    let registry = Distribution::start(&lp, &addr, &hook, "registry-token");
+    // The registry's own event for the first push makes the (empty) ImageRepository scan.
+    lp.push_image(&format!("{}/{ns}/app", registry.addr), "1.0.0");
+    eventually(
+        "ImagePolicy at 1.0.0 through the registry's event",
+        SETUP,
+        || async {
+            field(
+                &client,
+                ns,
+                FluxKind::ImagePolicy,
+                "cluster1-app",
+                "/status/latestRef/tag",
+            )
+            .await
+            .filter(|t| t == "1.0.0")
+        },
+    )
+    .await;
+    let first = format!("{image}:1.0.0");
+    eventually("1.0.0 applied", SETUP, || async {
+        (deployed_image(&client, ns).await.as_deref() == Some(first.as_str())).then_some(())
+    })
+    .await;
+
+    // The Git host's webhook is switched off: the automation's push reaches the GitRepository
+    // (interval 1h) only because fluxtune hands it on.
+    run(Command::new("git")
+        .arg("--git-dir")
+        .arg(&fleet.repo.bare)
+        .args(["config", "--unset-all", "fluxtune.webhook"]));
+    let t0 = Instant::now();
+    lp.push_image(image, "1.0.1");
+    let second = format!("{image}:1.0.1");
+    // Any bound far below the 1h scan proves the registry's event did it; it measures about a
+    // second on an idle machine.
+    eventually("1.0.1 applied", SETUP, || async {
+        (deployed_image(&client, ns).await.as_deref() == Some(second.as_str())).then_some(())
+    })
+    .await;
+    eprintln!("push to distribution -> applied {}", secs(t0.elapsed()));
+    let requested = field(
+        &client,
+        ns,
+        FluxKind::GitRepository,
+        "cluster1",
+        "/metadata/annotations/reconcile.fluxcd.io~1requestedAt",
+    )
+    .await
+    .unwrap_or_default();
+    assert!(
+        requested.starts_with("fluxtune-push-"),
+        "the fetch was not fluxtune's hand-on of the push: {requested:?}"
+    );
+    let scanned = field(
+        &client,
+        ns,
+        FluxKind::ImageRepository,
+        "cluster1-app",
+        "/metadata/annotations/reconcile.fluxcd.io~1requestedAt",
+    )
+    .await
+    .unwrap_or_default();
+    assert_eq!(
+        rescan::origin(&scanned),
+        rescan::Origin::Receiver,
+        "the scan was not the Receiver's: {scanned:?}"
+    );
+    // A wrong token is refused: the Receiver does not scan for anyone.
+    let refused = Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "POST",
+            "-H",
+            "Authorization: guess",
+            "-d",
+            "{}",
+            &hook,
+        ])
+        .status()
+        .unwrap();
+    assert!(!refused.success(), "a call without the token was accepted");
+}
+
+/// The propagation guard: a registry event that arrives before its tag is listed (CNCF
+/// distribution sends it before writing the tag link) triggers a scan that finds nothing; fluxtune
+/// asks for the scan again about 2 s later, which finds the tag, so it is deployed in seconds
+/// rather than at the 10m backstop scan. An event no tag ever follows ends, after five rescans
+/// over about a minute, in a `RegistryEventUnanswered` Warning Event.
+#[tokio::test]
+async fn an_event_that_arrives_before_its_tag_is_answered_by_a_rescan() {
+    let lp = Loop::from_env();
+    let client = support::client().await;
+    let fleet = Fleet::new(&client, &lp, "flux-rescan", 1, true).await;
     let (ns, image) = (&fleet.ns, &fleet.image);
     support::webhook_secret(&client, ns, "registry-hook", "registry-token").await;
     let _op = fleet
@@ -596,88 +732,93 @@ async fn a_registry_webhook_deploys_a_new_tag_without_waiting_for_a_scan() {
         .await
         .as_deref(),
         Some("10m"),
-        "the scan is a backstop"
+        "with a registry webhook the scan is a 10m backstop"
     );
     let first = format!("{image}:1.0.0");
     eventually("the first apply", SETUP, || async {
         (deployed_image(&client, ns).await.as_deref() == Some(first.as_str())).then_some(())
     })
     .await;
-    let url = eventually("the registry webhook URL in status", SETUP, || async {
-        let p = kube::Api::<fluxtune::api::FluxProfile>::namespaced(client.clone(), ns)
-            .get("cluster1")
-            .await
-            .ok()?;
-        p.status?.registry_webhook?.url
-    })
-    .await;
-    eventually("ImagePolicy at 1.0.0", SETUP, || {
-        field(
-            &client,
-            ns,
-            FluxKind::ImagePolicy,
-            "cluster1-app",
-            "/status/latestRef/tag",
-        )
-    })
-    .await;
-
-    // The Git host's webhook is switched off: the automation's push reaches the GitRepository
-    // (interval 1h) only because fluxtune hands it on.
-    run(Command::new("git")
-        .arg("--git-dir")
-        .arg(&fleet.repo.bare)
-        .args(["config", "--unset-all", "fluxtune.webhook"]));
-    lp.crane(&["tag", &first, "1.0.1"]);
-    let t0 = Instant::now();
-    // What a registry sends after a push (a Harbor-style event; the harbor Receiver checks only
-    // the Authorization header).
-    run(Command::new("curl").args([
-        "-sf",
-        "-X",
-        "POST",
-        "-H",
-        "Authorization: registry-token",
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        r#"{"type":"PUSH_ARTIFACT","event_data":{"resources":[{"tag":"1.0.1"}]}}"#,
-        &url,
-    ]));
-    let second = format!("{image}:1.0.1");
-    // Any bound far below the 10m scan proves the event, not a scan, did it; it measures about a
-    // second on an idle machine.
-    eventually("1.0.1 applied", SETUP, || async {
-        (deployed_image(&client, ns).await.as_deref() == Some(second.as_str())).then_some(())
-    })
-    .await;
-    eprintln!("registry event -> applied {}", secs(t0.elapsed()));
-    let requested = field(
-        &client,
-        ns,
-        FluxKind::GitRepository,
-        "cluster1",
-        "/metadata/annotations/reconcile.fluxcd.io~1requestedAt",
-    )
-    .await
-    .unwrap_or_default();
-    assert!(
-        requested.starts_with("fluxtune-push-"),
-        "the fetch was not fluxtune's hand-on of the push: {requested:?}"
-    );
-    // A wrong token is refused: the Receiver does not scan for anyone.
-    let refused = Command::new("curl")
-        .args([
+    let url = registry_webhook_url(&client, ns).await;
+    let announce = || {
+        // What a registry sends after a push (Harbor-style; the harbor Receiver checks only
+        // the Authorization header).
+        run(Command::new("curl").args([
             "-sf",
             "-X",
             "POST",
             "-H",
-            "Authorization: guess",
+            "Authorization: registry-token",
+            "-H",
+            "Content-Type: application/json",
             "-d",
-            "{}",
+            r#"{"type":"PUSH_ARTIFACT","event_data":{"resources":[{"tag":"1.0.1"}]}}"#,
             &url,
-        ])
-        .status()
-        .unwrap();
-    assert!(!refused.success(), "a call without the token was accepted");
+        ]));
+    };
+    let handled = || async {
+        let ir = get(&client, ns, FluxKind::ImageRepository, "cluster1-app").await?;
+        let requested = ir
+            .metadata
+            .annotations
+            .as_ref()?
+            .get("reconcile.fluxcd.io/requestedAt")?
+            .clone();
+        (ir.data["status"]["lastHandledReconcileAt"].as_str() == Some(requested.as_str()))
+            .then_some(requested)
+    };
+    // The event first; the tag only once the scan it triggered has found nothing.
+    let before = handled().await;
+    announce();
+    let receivers = eventually("the event's scan", SETUP, || async {
+        handled().await.filter(|r| Some(r) != before.as_ref())
+    })
+    .await;
+    assert_eq!(
+        rescan::origin(&receivers),
+        rescan::Origin::Receiver,
+        "{receivers:?}"
+    );
+    lp.crane(&["tag", &first, "1.0.1"]);
+    let t0 = Instant::now();
+    let second = format!("{image}:1.0.1");
+    eventually("1.0.1 applied after a rescan", SETUP, || async {
+        (deployed_image(&client, ns).await.as_deref() == Some(second.as_str())).then_some(())
+    })
+    .await;
+    eprintln!(
+        "tag listed after its event -> applied {}",
+        secs(t0.elapsed())
+    );
+    let found_by = handled().await.unwrap_or_default();
+    assert!(
+        matches!(rescan::origin(&found_by), rescan::Origin::Rescan(_)),
+        "the tag was not found by fluxtune's rescan: {found_by:?}"
+    );
+
+    // An event that no tag follows: five rescans, then a Warning Event.
+    announce();
+    let events: kube::Api<k8s_openapi::api::events::v1::Event> =
+        kube::Api::namespaced(client.clone(), ns);
+    let note = eventually(
+        "a RegistryEventUnanswered event",
+        Duration::from_secs(120),
+        || async {
+            let list = events.list(&Default::default()).await.ok()?;
+            list.items
+                .into_iter()
+                .find(|e| e.reason.as_deref() == Some("RegistryEventUnanswered"))
+                .and_then(|e| e.note)
+        },
+    )
+    .await;
+    assert!(
+        note.contains("5 rescans") && note.contains("cluster1-app"),
+        "{note}"
+    );
+    assert_eq!(
+        handled().await.map(|r| rescan::origin(&r)),
+        Some(rescan::Origin::Rescan(rescan::ATTEMPTS)),
+        "the last scan handled was the guard's last attempt"
+    );
 }

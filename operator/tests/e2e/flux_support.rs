@@ -27,6 +27,8 @@ pub struct Loop {
     pub git_root: PathBuf,
     pub registry: String,
     pub crane: PathBuf,
+    /// CNCF distribution's `registry` binary: started per test by `Distribution::start`.
+    pub distribution: PathBuf,
 }
 
 impl Loop {
@@ -44,6 +46,7 @@ impl Loop {
             git_root: var("FLUXTUNE_GIT_ROOT").into(),
             registry: var("FLUXTUNE_REGISTRY"),
             crane: var("FLUXTUNE_CRANE").into(),
+            distribution: var("FLUXTUNE_DISTRIBUTION").into(),
         }
     }
 
@@ -196,6 +199,101 @@ impl Drop for Repo {
     }
 }
 
+/// A free loopback address (the port is free when this returns; the registry binds it soon after).
+pub fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// CNCF distribution's registry, the way a registry that sends webhooks is run: its only
+/// notification endpoint is `hook` (a Flux Receiver URL) with the token as a static
+/// `Authorization` header, which the `harbor` Receiver type checks. Stopped on drop.
+pub struct Distribution {
+    pub addr: String,
+    child: std::process::Child,
+}
+
+impl Distribution {
+    /// The endpoint settings are deliberate. distribution retries a failed delivery forever and
+    /// the endpoint's later events wait behind it (its breaker never drops an event), so the
+    /// registry is only pointed at a Receiver that has published its path, and only manifest
+    /// pushes are sent: blob events (application/octet-stream) and pulls, mounts and deletes are
+    /// ignored, so a push is one POST and the scans' own reads announce nothing. `threshold: 3`
+    /// and `backoff: 1s` retry a Receiver that is briefly unavailable within about a second;
+    /// `timeout: 2s` is far above the Receiver's few milliseconds.
+    pub fn start(lp: &Loop, addr: &str, hook: &str, token: &str) -> Distribution {
+        let dir = lp
+            .git_root
+            .with_file_name(format!("distribution-{}", addr.replace([':', '.'], "-")));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"version: 0.1
+log:
+  level: info
+  accesslog: {{disabled: true}}
+storage:
+  filesystem: {{rootdirectory: {root}}}
+  maintenance: {{uploadpurging: {{enabled: false}}}}
+http:
+  addr: {addr}
+notifications:
+  endpoints:
+    - name: flux
+      url: {hook}
+      headers:
+        Authorization: [{token}]
+      timeout: 2s
+      threshold: 3
+      backoff: 1s
+      ignore:
+        mediatypes: [application/octet-stream]
+        actions: [pull, mount, delete]
+"#,
+                root = dir.join("storage").display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("registry.log")).unwrap();
+        let child = Command::new(&lp.distribution)
+            .arg("serve")
+            .arg(&config)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", lp.distribution.display()));
+        let registry = Distribution {
+            addr: addr.to_string(),
+            child,
+        };
+        let ready = || {
+            Command::new("curl")
+                .args(["-sf", "--max-time", "1", &format!("http://{addr}/v2/")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !ready() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "distribution did not answer on {addr} in 30 s: see {}",
+                dir.join("registry.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        registry
+    }
+}
+
+impl Drop for Distribution {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// One test's corner of the loop: a namespace of its own and a monorepo of `clusters` clusters on
 /// the Git host whose Deployments run `image`.
 pub struct Fleet {
@@ -215,6 +313,21 @@ impl Fleet {
         } else {
             "registry.example.com/acme/app".to_string()
         };
+        let repo = Repo::create(lp, &ns, clusters, &image, &ns);
+        Fleet { ns, image, repo }
+    }
+
+    /// A fleet whose image `REGISTRY/NS/app` lives on a registry the test starts later; nothing
+    /// is pushed yet.
+    pub async fn on_registry(
+        client: &Client,
+        lp: &Loop,
+        test: &str,
+        clusters: u32,
+        registry: &str,
+    ) -> Fleet {
+        let ns = support::namespace(client, test).await;
+        let image = format!("{registry}/{ns}/app");
         let repo = Repo::create(lp, &ns, clusters, &image, &ns);
         Fleet { ns, image, repo }
     }
@@ -366,6 +479,18 @@ pub async fn webhook_url(client: &Client, lp: &Loop, ns: &str, name: &str) -> St
     })
     .await;
     format!("http://{}{path}", lp.receiver)
+}
+
+/// The profile `cluster1`'s registry webhook URL, once its Receiver has published its path.
+pub async fn registry_webhook_url(client: &Client, ns: &str) -> String {
+    eventually("the registry webhook URL in status", SETUP, || async {
+        let p = Api::<fluxtune::api::FluxProfile>::namespaced(client.clone(), ns)
+            .get("cluster1")
+            .await
+            .ok()?;
+        p.status?.registry_webhook?.url
+    })
+    .await
 }
 
 pub async fn config_value(client: &Client, ns: &str, name: &str, key: &str) -> Option<String> {
