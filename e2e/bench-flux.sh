@@ -2,9 +2,8 @@
 # The Flux-in-the-loop benchmark (results: docs/benchmarks.md): a fresh local control plane, deploy/
 # applied and its ServiceAccount's token for the operator, the five Flux controllers, the Git host
 # and the registry; then `cargo bench --features e2e --bench flux`. Everything stops on exit.
-# Not part of CI: it takes several minutes, most of it waiting on 1-minute intervals.
-# FLUXTUNE_BENCH_FLUX_DEFAULTS=1 adds image-to-deploy with Flux's defaults (5-minute scan): about
-# 25 minutes more.
+# Not part of CI: it takes about an hour, most of it image-to-deploy with Flux's defaults (a
+# 5-minute scan, 10 samples); FLUXTUNE_BENCH_FLUX_DEFAULTS=0 leaves that row out (about 15 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -34,11 +34,13 @@ use support::eventually;
 
 /// Samples of the event-driven and the interval-bound paths.
 const SAMPLES: u32 = 5;
+/// Samples of each image-to-deploy setup, side by side.
+const IMAGE_SAMPLES: u32 = 10;
 const POLL_SAMPLES: u32 = 3;
 const ARTIFACT_SAMPLES: u32 = 3;
-/// Samples of the Flux defaults' image-to-deploy path (each about 5.5 minutes on average); only
-/// with FLUXTUNE_BENCH_FLUX_DEFAULTS=1.
-const DEFAULTS_SAMPLES: u32 = 5;
+/// Samples of the Flux defaults' image-to-deploy path (each about 5.5 minutes on average, so the
+/// whole run takes about an hour); FLUXTUNE_BENCH_FLUX_DEFAULTS=0 leaves them out.
+const DEFAULTS_SAMPLES: u32 = 10;
 /// A liveness bound for a sample that waits on a 1-minute interval.
 const ONE_INTERVAL: Duration = Duration::from_secs(150);
 
@@ -155,33 +157,66 @@ async fn commit_to_deploy(client: &Client, lp: &Loop, class: &str) -> (Vec<Durat
     (taken, budget)
 }
 
-/// Measure 2: Image to deploy with the tuned profile: a new tag in the registry, no scan requested; the
-/// time until the cluster's Deployment runs it.
-async fn image_to_deploy(client: &Client, lp: &Loop) -> (Vec<ImageSample>, String) {
-    let fleet = Fleet::new(client, lp, "bench-image", 3, true).await;
+/// Measure 2: Image to deploy with a profile: a new tag in the registry, no scan requested; the
+/// time until the cluster's Deployment runs it. `spec` is the profile's tuning.
+async fn image_to_deploy(
+    client: &Client,
+    lp: &Loop,
+    test: &str,
+    spec: Value,
+    scan: Duration,
+) -> (Vec<ImageSample>, String) {
+    let fleet = Fleet::new(client, lp, test, 3, true).await;
     let (ns, image) = (&fleet.ns, &fleet.image);
-    let _op = fleet
-        .tune(
-            client,
-            lp,
-            json!({
-                "pollingClass": "Webhook",
-                "webhook": {"provider": "github", "secretRef": {"name": "hook"}},
-                "images": [{"name": "app", "repository": image, "policy": {"semver": {"range": ">=1.0.0"}}}],
-                "imageUpdate": {"author": {"name": "fluxtune-bot", "email": "bot@fluxtune.local"}},
-            }),
-        )
-        .await;
+    let mut spec = spec;
+    spec.as_object_mut().unwrap().extend(image_spec(image));
+    let _op = fleet.tune(client, lp, spec).await;
     let (_, budget) = budget(client, ns, "cluster1").await;
+    let samples = image_samples(client, lp, ns, image, IMAGE_SAMPLES, scan, test).await;
+    (samples, budget)
+}
 
+fn image_spec(image: &str) -> serde_json::Map<String, Value> {
+    json!({
+        "images": [{"name": "app", "repository": image, "policy": {"semver": {"range": ">=1.0.0"}}}],
+        "imageUpdate": {"author": {"name": "fluxtune-bot", "email": "bot@fluxtune.local"}},
+    })
+    .as_object()
+    .unwrap()
+    .clone()
+}
+
+/// Measure 2 with a registry that sends webhooks: CNCF distribution notifies the profile's
+/// registry Receiver (harbor type, static Authorization header); the scan interval is the 10m
+/// backstop. Pushes follow each other after up to 5 s.
+async fn image_to_deploy_registry_webhook(
+    client: &Client,
+    lp: &Loop,
+) -> (Vec<ImageSample>, String) {
+    let addr = flux_support::free_addr();
+    let fleet = Fleet::on_registry(client, lp, "bench-registry-hook", 3, &addr).await;
+    let (ns, image) = (&fleet.ns, &fleet.image);
+    support::webhook_secret(client, ns, "registry-hook", "registry-token").await;
+    let mut spec = json!({
+        "pollingClass": "Webhook",
+        "webhook": {"provider": "github", "secretRef": {"name": "hook"}},
+        "registryWebhook": {"provider": "harbor", "secretRef": {"name": "registry-hook"},
+                            "baseURL": format!("http://{}", lp.receiver)},
+    });
+    spec.as_object_mut().unwrap().extend(image_spec(image));
+    let _op = fleet.tune(client, lp, spec).await;
+    let hook = flux_support::registry_webhook_url(client, ns).await;
+    let _registry = flux_support::Distribution::start(lp, &addr, &hook, "registry-token");
+    lp.push_image(image, "1.0.0");
+    let (_, budget) = budget(client, ns, "cluster1").await;
     let samples = image_samples(
         client,
         lp,
         ns,
         image,
-        SAMPLES,
-        Duration::from_secs(60),
-        "tuned",
+        IMAGE_SAMPLES,
+        Duration::from_secs(5),
+        "registry webhook",
     )
     .await;
     (samples, budget)
@@ -580,24 +615,54 @@ async fn main() {
         );
     }
 
-    // The interval-bound paths wait on 1-minute intervals: run them side by side.
-    // The Flux defaults wait on a 5-minute scan: only on request (FLUXTUNE_BENCH_FLUX_DEFAULTS=1).
-    // Rows print as each path finishes.
-    let with_defaults = std::env::var("FLUXTUNE_BENCH_FLUX_DEFAULTS").is_ok_and(|v| v == "1");
+    // The image paths side by side (and the Poll commit path): rows print as each finishes. The
+    // Flux defaults wait on a 5-minute scan and take about an hour.
+    let with_defaults = std::env::var("FLUXTUNE_BENCH_FLUX_DEFAULTS").map_or(true, |v| v != "0");
     tokio::join!(
+        async {
+            let (image, budget) = image_to_deploy_registry_webhook(&client, &lp).await;
+            image_rows(
+                "registry webhook (CNCF distribution -> harbor Receiver; imageScan 10m backstop)",
+                &image,
+                &budget,
+            );
+        },
+        async {
+            let (image, budget) = image_to_deploy(
+                &client,
+                &lp,
+                "bench-image-poll",
+                json!({"pollingClass": "Poll"}),
+                Duration::from_secs(60),
+            )
+            .await;
+            image_rows(
+                "Poll class with fluxtune's push hand-on (imageScan 1m, GitRepository 1m, no Receiver)",
+                &image,
+                &budget,
+            );
+        },
+        async {
+            let (image, budget) = image_to_deploy(
+                &client,
+                &lp,
+                "bench-image",
+                json!({"pollingClass": "Webhook",
+                       "webhook": {"provider": "github", "secretRef": {"name": "hook"}}}),
+                Duration::from_secs(60),
+            )
+            .await;
+            image_rows(
+                "tuned (Webhook, imageScan 1m, no scan requested)",
+                &image,
+                &budget,
+            );
+        },
         async {
             let (poll, budget) = commit_to_deploy(&client, &lp, "Poll").await;
             row(
                 "commit to deploy, polling (Poll: GitRepository 1m, no Receiver)",
                 &poll,
-                &budget,
-            );
-        },
-        async {
-            let (image, budget) = image_to_deploy(&client, &lp).await;
-            image_rows(
-                "tuned (Webhook, imageScan 1m, no scan requested)",
-                &image,
                 &budget,
             );
         },

@@ -822,3 +822,61 @@ async fn an_event_that_arrives_before_its_tag_is_answered_by_a_rescan() {
         "the last scan handled was the guard's last attempt"
     );
 }
+
+/// The CI route for registries that cannot notify (docs/registry-webhooks.md): the job that pushed
+/// the image signs a call to the `generic-hmac` registry Receiver, as `flux trigger receiver` does;
+/// an unsigned or wrongly signed call is refused.
+#[tokio::test]
+async fn a_ci_step_announces_a_push_with_a_signed_call() {
+    let lp = Loop::from_env();
+    let client = support::client().await;
+    let fleet = Fleet::new(&client, &lp, "flux-ci-route", 1, true).await;
+    let (ns, image) = (&fleet.ns, &fleet.image);
+    support::webhook_secret(&client, ns, "registry-hook", "ci-token").await;
+    let _op = fleet
+        .tune(
+            &client,
+            &lp,
+            json!({
+                "pollingClass": "Webhook",
+                "webhook": {"provider": "github", "secretRef": {"name": "hook"}},
+                "registryWebhook": {"provider": "generic-hmac", "secretRef": {"name": "registry-hook"},
+                                    "baseURL": format!("http://{}", lp.receiver)},
+                "images": [{"name": "app", "repository": image, "policy": {"semver": {"range": ">=1.0.0"}}}],
+                "imageUpdate": {"author": {"name": "fluxtune-bot", "email": "bot@fluxtune.local"}},
+            }),
+        )
+        .await;
+    let first = format!("{image}:1.0.0");
+    eventually("the first apply", SETUP, || async {
+        (deployed_image(&client, ns).await.as_deref() == Some(first.as_str())).then_some(())
+    })
+    .await;
+    let url = registry_webhook_url(&client, ns).await;
+    let call = |token: &str| {
+        Command::new("bash")
+            .args([
+                "-c",
+                r#"set -euo pipefail
+BODY="{\"image\":\"$IMAGE\"}"
+SIG=$(printf '%s' "$BODY" | openssl dgst -sha256 -hmac "$TOKEN" | cut -d' ' -f2)
+curl -sf -X POST -H "X-Signature: sha256=$SIG" -H 'Content-Type: application/json' -d "$BODY" "$URL""#,
+            ])
+            .env("IMAGE", format!("{image}:1.0.1"))
+            .env("TOKEN", token)
+            .env("URL", &url)
+            .status()
+            .unwrap()
+            .success()
+    };
+    lp.crane(&["tag", &first, "1.0.1"]);
+    assert!(!call("not-the-token"), "a wrongly signed call was accepted");
+    let t0 = Instant::now();
+    assert!(call("ci-token"), "the signed call was refused");
+    let second = format!("{image}:1.0.1");
+    eventually("1.0.1 applied after the CI call", SETUP, || async {
+        (deployed_image(&client, ns).await.as_deref() == Some(second.as_str())).then_some(())
+    })
+    .await;
+    eprintln!("CI call -> applied {}", secs(t0.elapsed()));
+}
