@@ -38,6 +38,37 @@ pub struct BudgetLabels {
     pub bound: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProfileLabels {
+    pub namespace: String,
+    pub profile: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PathLabels {
+    pub namespace: String,
+    pub profile: String,
+    /// `commit_to_deploy` or `image_to_deploy`, as in `latency_budget_seconds`.
+    pub path: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MissedLabels {
+    pub namespace: String,
+    pub profile: String,
+    /// The source whose new revision or tags a poll found: GitRepository or ImageRepository.
+    pub kind: &'static str,
+}
+
+/// Observed latencies: from a second to the hour-long backstops.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
 pub struct Metrics {
     pub reconciles: Family<ResultLabels, Counter>,
     pub errors: Family<ReasonLabels, Counter>,
@@ -47,6 +78,14 @@ pub struct Metrics {
     /// Every request the operator sends, by HTTP method: a no-op reconcile adds no write.
     pub kube_requests: Family<MethodLabels, Counter>,
     pub latency_budget: Family<BudgetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// 1 while every Flux object of the profile is Ready (what it declares is delivered).
+    pub delivered: Family<ProfileLabels, Gauge>,
+    /// What really happened, from the Flux objects' own status: push or scan to applied.
+    pub observed_latency: Family<PathLabels, Histogram, fn() -> Histogram>,
+    /// New revisions or tags found by a poll while a Receiver exists: webhooks that never came.
+    pub webhooks_missed: Family<MissedLabels, Counter>,
+    /// 1 while the missed-webhook fallback polls at the Poll class's interval.
+    pub webhook_fallback: Family<ProfileLabels, Gauge>,
     pub registry: Registry,
 }
 
@@ -107,6 +146,30 @@ impl Metrics {
                 "latency_budget_seconds",
                 "Latency the profile's configuration should achieve, by path and bound",
             ),
+            delivered: registered(
+                r,
+                "profile_delivered",
+                "1 while every Flux object of the profile is Ready",
+            ),
+            observed_latency: {
+                let family = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+                r.register(
+                    "observed_latency_seconds",
+                    "Observed latency from a push (commit or image) to its apply, by path",
+                    family.clone(),
+                );
+                family
+            },
+            webhooks_missed: registered(
+                r,
+                "webhooks_missed",
+                "New revisions or tags found by a poll although a Receiver exists, by source kind",
+            ),
+            webhook_fallback: registered(
+                r,
+                "webhook_fallback",
+                "1 while missed webhooks have shortened the source's interval to the Poll class's",
+            ),
             registry,
         }
     }
@@ -146,6 +209,64 @@ impl Metrics {
             self.latency_budget
                 .remove(&budget_labels(namespace, profile, path, bound));
         }
+        let labels = profile_labels(namespace, profile);
+        self.delivered.remove(&labels);
+        self.webhook_fallback.remove(&labels);
+        for path in PATHS {
+            self.observed_latency
+                .remove(&path_labels(namespace, profile, path));
+        }
+        for kind in MISSED_KINDS {
+            self.webhooks_missed.remove(&MissedLabels {
+                namespace: namespace.into(),
+                profile: profile.into(),
+                kind,
+            });
+        }
+    }
+
+    /// The profile's delivery and fallback state; creates its other series at zero, so a panel
+    /// shows "none missed" rather than "no data".
+    pub fn record_delivery(&self, namespace: &str, profile: &str, delivered: bool, fallback: bool) {
+        let labels = profile_labels(namespace, profile);
+        self.delivered.get_or_create(&labels).set(delivered.into());
+        self.webhook_fallback
+            .get_or_create(&labels)
+            .set(fallback.into());
+        for path in PATHS {
+            let _ = self
+                .observed_latency
+                .get_or_create(&path_labels(namespace, profile, path));
+        }
+        for kind in MISSED_KINDS {
+            let _ = self.webhooks_missed.get_or_create(&MissedLabels {
+                namespace: namespace.into(),
+                profile: profile.into(),
+                kind,
+            });
+        }
+    }
+
+    pub fn observe_latency(
+        &self,
+        namespace: &str,
+        profile: &str,
+        path: &'static str,
+        took: Duration,
+    ) {
+        self.observed_latency
+            .get_or_create(&path_labels(namespace, profile, path))
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn missed_webhook(&self, namespace: &str, profile: &str, kind: &'static str) {
+        self.webhooks_missed
+            .get_or_create(&MissedLabels {
+                namespace: namespace.into(),
+                profile: profile.into(),
+                kind,
+            })
+            .inc();
     }
 
     pub fn encode(&self) -> String {
@@ -153,6 +274,24 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("metrics encode to a String");
         out
+    }
+}
+
+const PATHS: [&str; 2] = ["commit_to_deploy", "image_to_deploy"];
+const MISSED_KINDS: [&str; 2] = ["GitRepository", "ImageRepository"];
+
+fn profile_labels(namespace: &str, profile: &str) -> ProfileLabels {
+    ProfileLabels {
+        namespace: namespace.into(),
+        profile: profile.into(),
+    }
+}
+
+fn path_labels(namespace: &str, profile: &str, path: &'static str) -> PathLabels {
+    PathLabels {
+        namespace: namespace.into(),
+        profile: profile.into(),
+        path,
     }
 }
 

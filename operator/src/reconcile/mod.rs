@@ -170,13 +170,15 @@ async fn reconcile_profile(profile: &FluxProfile, ctx: &Context) -> Result<Actio
     let budget = rendered.budget_without(git_lost, registry_lost);
     obs.latency_budget = Some(budget.status());
     let new_status = status::compute(profile.status.as_ref(), &obs, &now());
+    let ready = new_status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
     events::publish(ctx, profile, &obs).await;
     status::write_if_changed(ctx, profile, new_status).await?;
-    ctx.metrics.record_budget(
-        &profile.namespace().unwrap_or_default(),
-        &profile.name_any(),
-        &budget,
-    );
+    let (namespace, name) = (profile.namespace().unwrap_or_default(), profile.name_any());
+    ctx.metrics.record_budget(&namespace, &name, &budget);
+    ctx.metrics.record_delivery(&namespace, &name, ready, false);
     if let Some(e) = error {
         return Err(e);
     }
