@@ -928,11 +928,11 @@ func (e *evaluator) defineConfig(typ string) func(*starlark.Thread, *starlark.Bu
 
 // configValue is Tilt's boolSetting/stringSetting/stringList for Go's flag package.
 type configValue struct {
-	typ   string
-	set   bool
-	b     bool
-	s     string
-	list  []string
+	typ  string
+	set  bool
+	b    bool
+	s    string
+	list []string
 }
 
 func (v *configValue) String() string   { return "" }
