@@ -96,8 +96,9 @@ start_operator() {
   "$bin" run --leader-election false --http-addr "$http" "$@" >"$state/logs/fluxtune.log" 2>&1 &
   operator=$!
 }
-all_ready() {
-  [[ $(k get fluxprofiles -A -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c True) -eq $1 ]]
+# all_true CONDITION N: N profiles have CONDITION=True (Applied: written; Ready: delivered).
+all_true() {
+  [[ $(k get fluxprofiles -A -o jsonpath="{range .items[*]}{.status.conditions[?(@.type==\"$1\")].status}{\"\\n\"}{end}" | grep -c True) -eq $2 ]]
 }
 
 if [[ -n $operator_only ]]; then
@@ -109,7 +110,8 @@ if [[ -n $operator_only ]]; then
   k apply --server-side -f samples/
   samples=(samples/*.yaml)
   start_operator "$@"
-  until_true "the samples to be Ready" 60 all_ready "${#samples[@]}"
+  # No Flux controllers run here, so nothing is delivered: the samples are applied.
+  until_true "the samples to be Applied" 60 all_true Applied "${#samples[@]}"
   k get fluxprofiles -A
   k get gitrepositories,kustomizations,imagerepositories,imagepolicies,imageupdateautomations,receivers -n flux-system
   cat >&2 <<MSG
@@ -180,7 +182,7 @@ EOF
 done
 k apply --server-side -f "$state/cluster1.yaml" -f "$state/cluster2.yaml" -f "$state/cluster3.yaml" >/dev/null
 start_operator "$@"
-until_true "the profiles to be Ready" 60 all_ready "${#clusters[@]}"
+until_true "the profiles to be Ready (delivered)" 60 all_true Ready "${#clusters[@]}"
 hook_url() { k -n "$ns" get fluxprofile "$1" -o jsonpath='{.status.webhook.url}'; }
 has_hook_url() { [[ -n $(hook_url "$1") ]]; }
 for c in "${clusters[@]}"; do

@@ -29,6 +29,7 @@ pub const PATH_CHARS: &str = "letters, digits, '.', '_' and '-'";
     printcolumn(json_path = ".spec.cluster.name", name = "Cluster", type_ = "string"),
     printcolumn(json_path = ".status.pollingClass", name = "Class", type_ = "string"),
     printcolumn(json_path = ".status.conditions[?(@.type==\"Ready\")].status", name = "Ready", type_ = "string"),
+    printcolumn(json_path = ".status.delivery.appliedRevision", name = "Revision", type_ = "string"),
     printcolumn(json_path = ".status.conditions[?(@.type==\"Ready\")].message", name = "Status", type_ = "string"),
     printcolumn(json_path = ".metadata.creationTimestamp", name = "Age", type_ = "date"),
     validation = Rule::new("self.metadata.name.size() <= 63").message("metadata.name: must be at most 63 characters, it becomes the fluxtune.dev/profile label value"),

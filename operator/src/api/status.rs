@@ -32,9 +32,36 @@ pub struct FluxProfileStatus {
     /// The latency the rendered configuration should achieve.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_budget: Option<LatencyBudget>,
+    /// What the Flux objects report they delivered: the fetched and applied revisions and each
+    /// ImagePolicy's latest image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
     /// Every object fluxtune owns for this profile.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inventory: Vec<InventoryEntry>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    /// The GitRepository's artifact revision, e.g. main@sha1:1a2b3c.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_revision: Option<String>,
+    /// The revision the Kustomization last applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_revision: Option<String>,
+    /// Each ImagePolicy's latest image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageDelivery>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageDelivery {
+    /// The ImagePolicy's name.
+    pub policy: String,
+    /// repository:tag, as the policy selected it.
+    pub latest_image: String,
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod blocker;
+pub mod delivery;
 mod events;
 pub mod ownership;
 mod prune;
@@ -168,6 +169,7 @@ async fn reconcile_profile(profile: &FluxProfile, ctx: &Context) -> Result<Actio
     let (registry_webhook, registry_lost) = observe_hook(ctx, profile, registry, &mut obs.blockers);
     obs.registry_webhook = registry_webhook;
     let budget = rendered.budget_without(git_lost, registry_lost);
+    obs.health = Some(health(ctx, profile, &rendered.objects));
     obs.latency_budget = Some(budget.status());
     let new_status = status::compute(profile.status.as_ref(), &obs, &now());
     let ready = new_status
@@ -338,6 +340,30 @@ async fn apply_and_prune(
     None
 }
 
+/// What the profile's Flux objects report, from the caches, in apply order.
+fn health(
+    ctx: &Context,
+    profile: &FluxProfile,
+    objects: &[crate::flux::FluxObject],
+) -> delivery::Health {
+    let namespace = profile.namespace().unwrap_or_default();
+    let cached: Vec<_> = objects
+        .iter()
+        .map(|o| {
+            let kind = o.kind();
+            let object = ctx.children.get(&kind).and_then(|store| {
+                store.get(&ObjectRef::new_with(&o.name(), kind.api_resource()).within(&namespace))
+            });
+            (kind, o.name(), object)
+        })
+        .collect();
+    let borrowed: Vec<_> = cached
+        .iter()
+        .map(|(kind, name, object)| (*kind, name.clone(), object.as_deref()))
+        .collect();
+    delivery::health(&borrowed)
+}
+
 /// What notification-controller says of one Receiver: its path, or a blocker (and whether the
 /// webhook is lost to the budget).
 fn observe_hook(
@@ -424,7 +450,7 @@ async fn not_allowed(
 /// them wakes the profile (controller.rs); nothing else in a child's status does (an
 /// ImageRepository's status changes every scan).
 pub fn status_that_wakes(kind: FluxKind, child: &DynamicObject) -> Option<String> {
-    match kind {
+    let own = match kind {
         // The Receiver's published path and Ready (reconcile/webhook.rs).
         FluxKind::Receiver => webhook::status_that_matters(child).map(|s| format!("{s:?}")),
         // A new push is handed on to the GitRepository (reconcile/request.rs).
@@ -435,7 +461,9 @@ pub fn status_that_wakes(kind: FluxKind, child: &DynamicObject) -> Option<String
         // periodic scan that finds the same tags changes neither.
         FluxKind::ImageRepository => Some(format!("{:?}", rescan::Scan::of(child))),
         _ => None,
-    }
+    };
+    // Readiness and revisions, for the delivery status (reconcile/delivery.rs).
+    Some(format!("{own:?}{}", delivery::fingerprint(kind, child)))
 }
 
 /// When to look again without a watch event.

@@ -42,6 +42,8 @@ pub struct Observation {
     pub retry_soon: bool,
     /// The profile was being deleted when checked before the first write: nothing to report.
     pub profile_gone: bool,
+    /// What the Flux objects report (reconcile/delivery.rs); None keeps the stored delivery.
+    pub health: Option<super::delivery::Health>,
     /// The propagation guard's next rescan is due in (reconcile/rescan.rs).
     pub rescan_in: Option<std::time::Duration>,
     /// The propagation guard gave up: the Event's message.
@@ -113,11 +115,13 @@ pub fn compute(
             .collect::<Vec<_>>()
             .join("; ");
         vec![
+            condition("Applied", false, first.reason(), message.clone()),
             condition("Ready", false, first.reason(), message.clone()),
             condition("Stalled", true, first.reason(), message),
         ]
     } else if let Some(error) = &obs.error {
         vec![
+            condition("Applied", false, "ReconciliationFailed", error.clone()),
             condition("Ready", false, "ReconciliationFailed", error.clone()),
             condition(
                 "Reconciling",
@@ -127,8 +131,43 @@ pub fn compute(
             ),
         ]
     } else {
-        let message = format!("{} Flux objects up to date", obs.inventory.len());
-        vec![condition("Ready", true, "ReconciliationSucceeded", message)]
+        let applied = format!("{} Flux objects up to date", obs.inventory.len());
+        let mut conditions = vec![condition(
+            "Applied",
+            true,
+            "ReconciliationSucceeded",
+            applied.clone(),
+        )];
+        // Ready means delivered: every Flux object Ready for its generation.
+        match obs.health.as_ref().and_then(|h| h.not_ready.as_ref()) {
+            Some(n) => {
+                conditions.push(condition("Ready", false, n.reason, n.message.clone()));
+                if n.stalled {
+                    conditions.push(condition("Stalled", true, n.reason, n.message.clone()));
+                } else {
+                    let reason = if n.failed {
+                        "ProgressingWithRetry"
+                    } else {
+                        "Progressing"
+                    };
+                    conditions.push(condition("Reconciling", true, reason, n.message.clone()));
+                }
+            }
+            None => {
+                let delivered = obs
+                    .health
+                    .as_ref()
+                    .and_then(|h| h.delivery.applied_revision.as_ref())
+                    .map_or(applied.clone(), |r| format!("delivered {r}; {applied}"));
+                conditions.push(condition(
+                    "Ready",
+                    true,
+                    "ReconciliationSucceeded",
+                    delivered,
+                ));
+            }
+        }
+        conditions
     };
 
     FluxProfileStatus {
@@ -145,6 +184,10 @@ pub fn compute(
             .latency_budget
             .clone()
             .or_else(|| old.and_then(|s| s.latency_budget.clone())),
+        delivery: match &obs.health {
+            Some(h) => Some(h.delivery.clone()).filter(|d| *d != Default::default()),
+            None => old.and_then(|s| s.delivery.clone()),
+        },
         inventory: obs.inventory.clone(),
     }
 }
@@ -212,10 +255,85 @@ mod tests {
         let s = compute(None, &obs, &at(1));
         assert_eq!(ready(&s), ("True", "ReconciliationSucceeded"));
         assert_eq!(s.observed_generation, Some(3));
+        let types: Vec<&str> = s.conditions.iter().map(|c| c.type_.as_str()).collect();
         assert_eq!(
-            s.conditions.len(),
-            1,
+            types,
+            ["Applied", "Ready"],
             "no Reconciling or Stalled left behind"
+        );
+    }
+
+    fn not_ready(failed: bool, stalled: bool) -> Observation {
+        Observation {
+            generation: Some(1),
+            health: Some(crate::reconcile::delivery::Health {
+                delivery: Default::default(),
+                not_ready: Some(crate::reconcile::delivery::NotReady {
+                    reason: "SourceNotReady",
+                    message: "GitRepository/c: GitOperationFailed: authentication required".into(),
+                    failed,
+                    stalled,
+                }),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn has(s: &FluxProfileStatus, type_: &str, status: &str, reason: &str) -> bool {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == type_ && c.status == status && c.reason == reason)
+    }
+
+    #[test]
+    fn applied_but_not_delivered_is_not_ready_with_the_childs_words() {
+        let s = compute(None, &not_ready(true, false), &at(1));
+        assert!(has(&s, "Applied", "True", "ReconciliationSucceeded"));
+        assert_eq!(ready(&s), ("False", "SourceNotReady"));
+        assert!(
+            has(&s, "Reconciling", "True", "ProgressingWithRetry"),
+            "kstatus: in progress"
+        );
+        let message = &s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap()
+            .message;
+        assert!(message.contains("authentication required"), "{message}");
+        let s = compute(None, &not_ready(true, true), &at(1));
+        assert!(
+            has(&s, "Stalled", "True", "SourceNotReady"),
+            "kstatus: failed"
+        );
+        let s = compute(None, &not_ready(false, false), &at(1));
+        assert!(has(&s, "Reconciling", "True", "Progressing"));
+    }
+
+    #[test]
+    fn delivered_names_the_applied_revision() {
+        let obs = Observation {
+            generation: Some(1),
+            health: Some(crate::reconcile::delivery::Health {
+                delivery: crate::api::Delivery {
+                    applied_revision: Some("main@sha1:abc".into()),
+                    ..Default::default()
+                },
+                not_ready: None,
+            }),
+            ..Default::default()
+        };
+        let s = compute(None, &obs, &at(1));
+        assert_eq!(ready(&s), ("True", "ReconciliationSucceeded"));
+        let c = s.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+        assert!(
+            c.message.starts_with("delivered main@sha1:abc"),
+            "{}",
+            c.message
+        );
+        assert_eq!(
+            s.delivery.unwrap().applied_revision.as_deref(),
+            Some("main@sha1:abc")
         );
     }
 

@@ -91,9 +91,9 @@ async fn a_flux_kind_installed_after_fluxtune_is_picked_up_without_a_restart() {
     .unwrap();
 
     eventually(
-        "the profile turns Ready with its ImagePolicy",
+        "the profile turns Applied with its ImagePolicy",
         PATIENCE,
-        condition("Ready"),
+        condition("Applied"),
     )
     .await;
     assert!(

@@ -77,14 +77,30 @@ pub(crate) async fn wait_ready(
     ready: &str,
     reason: &str,
 ) -> FluxProfile {
+    wait_condition(client, ns, "Ready", ready, reason).await
+}
+
+/// Waits until the profile's current generation is applied (Applied=True): every Flux object
+/// written as rendered. Ready means delivered, which needs Flux's controllers and a real source.
+pub(crate) async fn wait_applied(client: &Client, ns: &str) -> FluxProfile {
+    wait_condition(client, ns, "Applied", "True", "ReconciliationSucceeded").await
+}
+
+async fn wait_condition(
+    client: &Client,
+    ns: &str,
+    type_: &str,
+    status: &str,
+    reason: &str,
+) -> FluxProfile {
     eventually(
-        &format!("profile Ready={ready} ({reason})"),
+        &format!("profile {type_}={status} ({reason})"),
         PATIENCE,
         || async {
             let p = get_profile(client, ns).await;
             let current =
                 p.status.as_ref().and_then(|s| s.observed_generation) == p.metadata.generation;
-            (current && condition(&p, "Ready") == Some((ready, reason))).then_some(p)
+            (current && condition(&p, type_) == Some((status, reason))).then_some(p)
         },
     )
     .await
@@ -135,7 +151,7 @@ pub(crate) async fn setup(test: &str, with_secret: bool) -> (Client, String, Ope
 async fn a_profile_becomes_ready_with_every_child_and_a_complete_status() {
     let (client, ns, op) = setup("create", true).await;
     apply_profile(&client, &profile(&ns, webhook_spec())).await;
-    wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    wait_applied(&client, &ns).await;
     // The webhook path is the Receiver's, once notification-controller publishes it.
     let p = eventually("the webhook path in status", PATIENCE, || async {
         let p = get_profile(&client, &ns).await;
@@ -204,13 +220,13 @@ async fn a_profile_becomes_ready_with_every_child_and_a_complete_status() {
 async fn changing_the_class_retunes_and_removes_the_receiver_and_removing_an_image_prunes_it() {
     let (client, ns, _op) = setup("retune", true).await;
     apply_profile(&client, &profile(&ns, webhook_spec())).await;
-    wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    wait_applied(&client, &ns).await;
 
     let mut spec = webhook_spec();
     spec["pollingClass"] = json!("Poll");
     spec["images"].as_array_mut().unwrap().pop();
     apply_profile(&client, &profile(&ns, spec)).await;
-    let p = wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    let p = wait_applied(&client, &ns).await;
 
     // Pruned objects go once the Flux controllers have run their finalizers.
     let kids = eventually("the pruned objects are gone", PATIENCE, || async {
@@ -243,7 +259,7 @@ async fn changing_the_class_retunes_and_removes_the_receiver_and_removing_an_ima
 async fn deleting_the_profile_garbage_collects_its_children() {
     let (client, ns, op) = setup("gc", true).await;
     apply_profile(&client, &profile(&ns, webhook_spec())).await;
-    wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    wait_applied(&client, &ns).await;
     let series = "profile=\"cluster1\"";
     eventually("the profile's metric series", PATIENCE, || async {
         support::metric_opt(
@@ -284,7 +300,7 @@ async fn deleting_the_profile_garbage_collects_its_children() {
 async fn drift_is_reverted_deleted_children_come_back_and_foreign_fields_stay() {
     let (client, ns, _op) = setup("drift", true).await;
     apply_profile(&client, &profile(&ns, webhook_spec())).await;
-    wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    wait_applied(&client, &ns).await;
     let git = support::dynamic_api(&client, &ns, FluxKind::GitRepository);
 
     // Someone edits a field fluxtune owns, and suspends it like `flux suspend` does.
@@ -374,7 +390,7 @@ async fn a_missing_secret_stalls_the_profile_until_the_secret_appears() {
         )
         .await
         .unwrap();
-    let p = wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    let p = wait_applied(&client, &ns).await;
     assert_eq!(condition(&p, "Stalled"), None);
     let budget = p.status.as_ref().unwrap().latency_budget.clone().unwrap();
     assert_eq!(
@@ -391,7 +407,7 @@ async fn a_missing_secret_stalls_the_profile_until_the_secret_appears() {
 async fn a_restart_and_a_no_op_reconcile_write_nothing() {
     let (client, ns, mut op) = setup("noop", true).await;
     apply_profile(&client, &profile(&ns, webhook_spec())).await;
-    wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    wait_applied(&client, &ns).await;
     // Settled: notification-controller has published the webhook path and fluxtune reported it.
     eventually("the webhook path in status", PATIENCE, || async {
         get_profile(&client, &ns).await.status?.webhook.map(|_| ())
@@ -443,7 +459,7 @@ async fn a_restart_and_a_no_op_reconcile_write_nothing() {
 async fn a_reconcile_request_is_handed_on_to_the_sources_and_recorded() {
     let (client, ns, _op) = setup("request", true).await;
     apply_profile(&client, &profile(&ns, webhook_spec())).await;
-    wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    wait_applied(&client, &ns).await;
     annotate_profile(
         &client,
         &ns,
@@ -515,7 +531,7 @@ async fn of_two_replicas_only_the_leader_writes() {
     b.wait_ready().await;
 
     apply_profile(&client, &profile(&ns, webhook_spec())).await;
-    wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    wait_applied(&client, &ns).await;
     assert!(
         !b.logs().contains("acquired the leader lease"),
         "{}",

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::{
     operator::{
         annotate_profile, apply_profile, children, condition, get_profile, names, profile, setup,
-        wait_ready, webhook_spec,
+        wait_applied, wait_ready, webhook_spec,
     },
     support::{self, Operator, PATIENCE, eventually},
 };
@@ -112,7 +112,7 @@ async fn orphan_deletion_of_many_profiles_keeps_every_child() {
             .unwrap();
         list.items
             .iter()
-            .all(|p| condition(p, "Ready") == Some(("True", "ReconciliationSucceeded")))
+            .all(|p| condition(p, "Applied") == Some(("True", "ReconciliationSucceeded")))
             .then_some(())
     })
     .await;
@@ -183,7 +183,7 @@ async fn orphan_deletion_of_many_profiles_keeps_every_child() {
 async fn foreground_deletion_does_not_recreate_children() {
     let (client, ns, op) = setup("foreground", true).await;
     apply_profile(&client, &profile(&ns, webhook_spec())).await;
-    wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    wait_applied(&client, &ns).await;
     hold_deletion(&client, &ns, "cluster1", true).await;
 
     profiles(&client, &ns)
@@ -278,7 +278,7 @@ async fn a_foreign_source_blocks_its_dependents_until_it_is_deleted() {
         Duration::from_secs(150),
         || async {
             let p = get_profile(&client, &ns).await;
-            (condition(&p, "Ready") == Some(("True", "ReconciliationSucceeded"))).then_some(())
+            (condition(&p, "Applied") == Some(("True", "ReconciliationSucceeded"))).then_some(())
         },
     )
     .await;
@@ -297,7 +297,7 @@ async fn a_foreign_source_blocks_its_dependents_until_it_is_deleted() {
 async fn children_of_a_replaced_source_are_suspended_until_the_conflict_clears() {
     let (client, ns, mut op) = setup("held", true).await;
     apply_profile(&client, &profile(&ns, webhook_spec())).await;
-    wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    wait_applied(&client, &ns).await;
     op.stop();
     let gits = support::dynamic_api(&client, &ns, FluxKind::GitRepository);
     gits.delete("cluster1", &DeleteParams::default())
@@ -350,7 +350,7 @@ async fn children_of_a_replaced_source_are_suspended_until_the_conflict_clears()
         Duration::from_secs(150),
         || async {
             let p = get_profile(&client, &ns).await;
-            if condition(&p, "Ready") != Some(("True", "ReconciliationSucceeded")) {
+            if condition(&p, "Applied") != Some(("True", "ReconciliationSucceeded")) {
                 return None;
             }
             for kind in dependents {
@@ -388,7 +388,7 @@ async fn a_labelled_object_without_a_controller_is_adopted_with_an_event() {
         .await
         .unwrap();
     apply_profile(&client, &profile(&ns, poll_spec("cluster1"))).await;
-    let p = wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    let p = wait_applied(&client, &ns).await;
     let git = support::dynamic_api(&client, &ns, FluxKind::GitRepository)
         .get("cluster1")
         .await
@@ -415,7 +415,7 @@ async fn a_labelled_object_without_a_controller_is_adopted_with_an_event() {
 async fn a_denied_apply_is_stalled_keeps_the_inventory_and_recovers() {
     let (client, ns, _op) = setup("denied", true).await;
     apply_profile(&client, &profile(&ns, webhook_spec())).await;
-    wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    wait_applied(&client, &ns).await;
 
     let policy = format!("e2e-deny-{ns}");
     let vap = json!({
@@ -538,7 +538,8 @@ async fn a_denied_apply_is_stalled_keeps_the_inventory_and_recovers() {
                 .await;
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 let p = get_profile(&client, &ns).await;
-                (condition(&p, "Ready") == Some(("True", "ReconciliationSucceeded"))).then_some(())
+                (condition(&p, "Applied") == Some(("True", "ReconciliationSucceeded")))
+                    .then_some(())
             }
         },
     )
@@ -551,13 +552,13 @@ async fn a_denied_apply_is_stalled_keeps_the_inventory_and_recovers() {
 async fn a_spec_change_while_suspended_is_not_reported_as_applied() {
     let (client, ns, _op) = setup("suspend", false).await;
     apply_profile(&client, &profile(&ns, poll_spec("cluster1"))).await;
-    wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    wait_applied(&client, &ns).await;
 
     // Suspending alone changes no child: the new generation is observed, still Ready.
     let mut spec = poll_spec("cluster1");
     spec["suspend"] = json!(true);
     apply_profile(&client, &profile(&ns, spec.clone())).await;
-    wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    wait_applied(&client, &ns).await;
 
     // A change made while suspended is neither applied nor claimed.
     spec["apply"] = json!({"timeout": "4m"});
@@ -578,7 +579,7 @@ async fn a_spec_change_while_suspended_is_not_reported_as_applied() {
 
     spec["suspend"] = json!(false);
     apply_profile(&client, &profile(&ns, spec)).await;
-    wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    wait_applied(&client, &ns).await;
     let kustomization = crate::support::kustomization(&client, &ns).await;
     assert_eq!(kustomization.data["spec"]["timeout"], "4m");
 }
@@ -589,7 +590,7 @@ async fn a_spec_change_while_suspended_is_not_reported_as_applied() {
 async fn prune_spares_an_object_that_was_replaced_by_someone_else() {
     let (client, ns, mut op) = setup("replaced", true).await;
     apply_profile(&client, &profile(&ns, webhook_spec())).await;
-    wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    wait_applied(&client, &ns).await;
     op.stop();
 
     let images = support::dynamic_api(&client, &ns, FluxKind::ImageRepository);
@@ -618,7 +619,7 @@ async fn prune_spares_an_object_that_was_replaced_by_someone_else() {
     apply_profile(&client, &profile(&ns, spec)).await;
     op.restart();
     op.wait_ready().await;
-    let p = wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    let p = wait_applied(&client, &ns).await;
     let live = images.get("cluster1-worker").await.unwrap();
     assert_eq!(
         live.uid(),
@@ -664,7 +665,7 @@ async fn two_field_managers_own_separate_image_entries_and_shared_paths() {
         .await
         .unwrap();
 
-    let p = wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    let p = wait_applied(&client, &ns).await;
     let images: Vec<_> = p.spec.images.iter().map(|i| i.name.as_str()).collect();
     assert_eq!(images, ["base", "app"]);
     let shared: Vec<_> = p

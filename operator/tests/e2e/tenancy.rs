@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::{
-    operator::{apply_profile, children, condition, get_profile, profile, wait_ready},
+    operator::{apply_profile, children, condition, get_profile, profile, wait_applied},
     support::{self, Operator, PATIENCE, eventually},
 };
 
@@ -54,7 +54,7 @@ async fn a_profile_outside_the_allow_lists_is_stalled_without_any_child() {
     spec["source"]["url"] = json!("https://git.example.com/acme/fleet.git");
     spec["apply"] = json!({"targetNamespace": "tenant-apps"});
     apply_profile(&client, &profile(&ns, spec)).await;
-    wait_ready(&client, &ns, "True", "ReconciliationSucceeded").await;
+    wait_applied(&client, &ns).await;
     let kustomization = crate::support::kustomization(&client, &ns).await;
     assert_eq!(
         kustomization.data["spec"]["serviceAccountName"], "tenant",

@@ -88,10 +88,19 @@ async fn all_ready(client: &Client, ns: &str, what: &str) -> BTreeMap<String, Fl
         let list = api.list(&ListParams::default()).await.ok()?;
         let ready = |p: &FluxProfile| {
             p.status.as_ref().is_some_and(|s| {
-                s.observed_generation == p.metadata.generation
-                    && s.conditions
+                // Applied; a release before "Ready means delivered" says so with Ready.
+                let applied = |type_: &str| {
+                    s.conditions
                         .iter()
-                        .any(|c| c.type_ == "Ready" && c.status == "True")
+                        .any(|c| c.type_ == type_ && c.status == "True")
+                };
+                let has_applied = s.conditions.iter().any(|c| c.type_ == "Applied");
+                s.observed_generation == p.metadata.generation
+                    && if has_applied {
+                        applied("Applied")
+                    } else {
+                        applied("Ready")
+                    }
             })
         };
         list.items
