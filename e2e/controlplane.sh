@@ -166,6 +166,17 @@ cmd_build_flux() {
   DISTRIBUTION_BIN=$(tool_dir distribution "$dver")
 }
 
+# promtool and rulespec (e2e/tools/promtool), for the monitoring tier of e2e/test-all.sh: rulespec
+# turns deploy/components/alerts' PrometheusRule into a rules file, promtool checks and unit-tests
+# it. Prints the directory holding both on stdout.
+cmd_build_promtool() {
+  local pver
+  pver=$(tool_version promtool github.com/prometheus/prometheus)
+  [[ -n $pver ]] || die "cannot read the pinned version from $TOOLS/promtool/go.mod"
+  build_tool promtool "$pver" "-s -w" promtool=github.com/prometheus/prometheus/cmd/promtool rulespec=.
+  tool_dir promtool "$pver"
+}
+
 # ---------------------------------------------------------------- ports ---
 
 PICKED=" "
@@ -643,6 +654,7 @@ shift || true
 case $CMD in
 build) cmd_build ;;
 build-flux) cmd_build_flux ;;
+build-promtool) cmd_build_promtool ;;
 flux-up) set_dir "${1:-}" && cmd_flux_up ;;
 flux-down) set_dir "${1:-}" && cmd_flux_down ;;
 up) set_dir "${1:-}" && cmd_up ;;

@@ -49,7 +49,7 @@ for component in deploy/components/*/; do
   added=$({ diff <(grep '^kind:' "$rendered" | sort) <(grep '^kind:' "$overlay/out.yaml" | sort) || true; } |
     { grep '^>' || true; } | cut -d' ' -f3 | paste -sd, -)
   [[ -n $added ]] || { log "component $component adds nothing"; exit 1; }
-  if [[ $component == */servicemonitor ]]; then
+  if [[ $component == */servicemonitor || $component == */alerts ]]; then
     log "component $component renders ($added; needs prometheus-operator's CRDs to apply)"
   else
     k apply --server-side --force-conflicts --dry-run=server --field-manager=fluxtune-deploy-check -f "$overlay/out.yaml" >/dev/null

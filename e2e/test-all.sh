@@ -61,6 +61,11 @@ shellcheck -x e2e/*.sh e2e/flux/*.sh e2e/tools/*/*.sh .ci/run
 section "unit, golden, property and real-git tests"
 cargo test --locked
 
+section "alerts: promtool checks the rules and runs their unit tests"
+# promtool built from the Go module proxy (e2e/tools/promtool); a failed build fails the tier.
+# The metrics the dashboard and alerts query are checked on a live /metrics in the e2e tier.
+bash e2e/monitoring-check.sh
+
 section "the previous release, for the upgrade test"
 read -r previous_commit previous_name < <(grep -v '^#' e2e/previous-release)
 previous_src=$(mktemp -d "${TMPDIR:-/tmp}/fluxtune-previous.XXXXXX")
