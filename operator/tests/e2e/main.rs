@@ -7,6 +7,7 @@ mod flux;
 mod flux_install;
 mod flux_support;
 mod gitops;
+mod monitoring;
 mod operator;
 mod rbac;
 mod safety;
