@@ -273,3 +273,18 @@ func TestContextOnDisk(t *testing.T) {
 		t.Errorf("the digest %s did not change with the binary", d1)
 	}
 }
+
+// deploy/ applied in one call: the Namespace and the CRD before what lives in them.
+func TestInstallOrder(t *testing.T) {
+	var es []*Entity
+	for _, k := range []string{"Deployment", "Service", "Namespace", "FluxProfile", "CustomResourceDefinition", "ServiceAccount"} {
+		es = append(es, &Entity{Kind: k})
+	}
+	var got []string
+	for _, e := range installOrder(es) {
+		got = append(got, e.Kind)
+	}
+	if strings.Join(got, " ") != "Namespace ServiceAccount CustomResourceDefinition Service Deployment FluxProfile" {
+		t.Errorf("install order: %v", got)
+	}
+}

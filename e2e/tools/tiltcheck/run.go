@@ -6,7 +6,8 @@ package main
 //   - a Kubernetes resource's images are "built": the build context is checked on disk (every
 //     COPY source present after the filters) and digested into a tag; that tag is injected into
 //     the containers that run the image, as Tilt injects the image it built; then the resource's
-//     objects are applied server-side with kubectl (field manager "tilt").
+//     objects are applied server-side with kubectl (field manager "tilt"), Namespaces and CRDs
+//     first.
 // Not done: building or pushing an image, running its pods (the e2e control plane has no kubelet,
 // so nothing waits for pod readiness), port-forwards, file watching and re-runs.
 
@@ -15,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"sort"
 	"strings"
 	"time"
 
@@ -94,7 +96,7 @@ func deployK8s(r *Resource, kubectl, dir string) error {
 			r.Name, tag, n, img.Context, injected)
 	}
 	var docs bytes.Buffer
-	for _, e := range r.Entities {
+	for _, e := range installOrder(r.Entities) {
 		bs, err := yaml.Marshal(e.Obj)
 		if err != nil {
 			return err
@@ -113,6 +115,31 @@ func deployK8s(r *Resource, kubectl, dir string) error {
 		return fmt.Errorf("resource %q: kubectl apply --server-side of its %d objects failed: %v", r.Name, len(r.Entities), err)
 	}
 	return nil
+}
+
+// kindOrder is Helm's install order: Namespaces and CRDs before what lives in them or uses them.
+var kindOrder = []string{"Namespace", "NetworkPolicy", "ResourceQuota", "LimitRange", "PodSecurityPolicy",
+	"PodDisruptionBudget", "ServiceAccount", "Secret", "SecretList", "ConfigMap", "StorageClass",
+	"PersistentVolume", "PersistentVolumeClaim", "CustomResourceDefinition", "ClusterRole",
+	"ClusterRoleList", "ClusterRoleBinding", "ClusterRoleBindingList", "Role", "RoleList",
+	"RoleBinding", "RoleBindingList", "Service", "DaemonSet", "Pod", "ReplicationController",
+	"ReplicaSet", "Deployment", "HorizontalPodAutoscaler", "StatefulSet", "Job", "CronJob",
+	"IngressClass", "Ingress", "APIService"}
+
+// installOrder sorts objects by kindOrder (other kinds last, in their order), as they must be
+// applied in one kubectl call.
+func installOrder(es []*Entity) []*Entity {
+	rank := func(e *Entity) int {
+		for i, k := range kindOrder {
+			if k == e.Kind {
+				return i
+			}
+		}
+		return len(kindOrder)
+	}
+	out := append([]*Entity{}, es...)
+	sort.SliceStable(out, func(i, j int) bool { return rank(out[i]) < rank(out[j]) })
+	return out
 }
 
 // prefixed writes each line with a prefix, for the output of the commands the loop runs.
