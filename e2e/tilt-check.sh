@@ -140,17 +140,23 @@ image=$(k -n fluxtune-system get deployment fluxtune -o jsonpath='{.spec.templat
 log "the Deployment runs $image"
 managers=$(k -n fluxtune-system get deployment fluxtune --show-managed-fields -o jsonpath='{.metadata.managedFields[*].manager}')
 [[ " $managers " == *" tilt "* ]] || die "deploy/ was not applied by the loop (field managers: $managers)"
-declare -A token
-for s in kubeconf-webhook gitlab-webhook; do
-  token[$s]=$(k -n flux-system get secret "$s" -o jsonpath='{.data.token}' | base64 -d)
-  [[ ${token[$s]} =~ ^[0-9a-f]{48}$ ]] || die "Secret flux-system/$s has no 48-hex-digit token"
-  [[ $(k -n flux-system get secret "$s" -o jsonpath='{.metadata.labels.reconcile\.fluxcd\.io/watch}') == Enabled ]] ||
-    die "Secret flux-system/$s is not labelled reconcile.fluxcd.io/watch=Enabled"
-done
 want=$(cat samples/*.yaml | grep -c '^kind: FluxProfile$')
 have=$(k get fluxprofiles -A --no-headers | wc -l)
 ((want > 0 && have == want)) || die "$have FluxProfiles in the cluster, samples/ has $want"
-log "webhook Secrets with tokens, $have sample FluxProfiles"
+# Every Receiver token Secret a sample names (spec.webhook, spec.registryWebhook) must be one the
+# samples' local_resource creates: a missing one leaves that profile Stalled (WebhookSecretNotFound).
+mapfile -t secrets < <(k get fluxprofiles -A -o jsonpath='{range .items[*]}{.metadata.namespace}/{.spec.webhook.secretRef.name}{"\n"}{.metadata.namespace}/{.spec.registryWebhook.secretRef.name}{"\n"}{end}' |
+  grep -v '/$' | sort -u)
+((${#secrets[@]} > 0)) || die "no sample names a webhook Secret: the check below would check nothing"
+declare -A token
+for s in "${secrets[@]}"; do
+  token[$s]=$(k -n "${s%/*}" get secret "${s#*/}" -o jsonpath='{.data.token}' 2>/dev/null | base64 -d) ||
+    die "Secret $s, named by a sample, was not created by the samples' local_resource (add it to SECRETS in the Tiltfile)"
+  [[ ${token[$s]} =~ ^[0-9a-f]{48}$ ]] || die "Secret $s has no 48-hex-digit token"
+  [[ $(k -n "${s%/*}" get secret "${s#*/}" -o jsonpath='{.metadata.labels.reconcile\.fluxcd\.io/watch}') == Enabled ]] ||
+    die "Secret $s is not labelled reconcile.fluxcd.io/watch=Enabled"
+done
+log "$have sample FluxProfiles; the ${#secrets[@]} webhook Secrets they name have tokens: ${secrets[*]}"
 
 step "the release binary, as the Deployment runs it, reconciles every sample"
 # deploy/'s ServiceAccount token, the container's args and env (deployment.yaml): the permissions
@@ -158,17 +164,22 @@ step "the release binary, as the Deployment runs it, reconciles every sample"
 sa_token=$(k -n fluxtune-system create token fluxtune --duration=1h)
 sed "s|^\([[:space:]]*token:\).*|\1 $sa_token|" "$KUBECONFIG" >"$state/operator.kubeconfig"
 mapfile -t args < <(k -n fluxtune-system get deployment fluxtune -o jsonpath='{range .spec.template.spec.containers[0].args[*]}{@}{"\n"}{end}')
+unreconciled() {
+  k get fluxprofiles -A -o jsonpath='{range .items[*]}{.metadata.namespace}/{.metadata.name} {.metadata.generation} {.status.observedGeneration}{"\n"}{end}' |
+    awk '$2 != $3 { n++ } END { print n + 0 }'
+}
+# Nothing has reconciled them yet, so the wait below means something.
+[[ $(unreconciled) == "$have" ]] || die "$(unreconciled) of $have profiles unreconciled before the operator started"
 port=$((20000 + RANDOM % 10000))
 KUBECONFIG=$state/operator.kubeconfig POD_NAMESPACE=fluxtune-system POD_NAME=tilt-check \
   target/release/fluxtune "${args[@]}" --http-addr "127.0.0.1:$port" >"$state/operator.log" 2>&1 &
 operator_pid=$!
 for ((i = 0; ; i++)); do
   # Profiles whose status does not yet say their current generation was reconciled.
-  pending=$(k get fluxprofiles -A -o jsonpath='{range .items[*]}{.metadata.namespace}/{.metadata.name} {.metadata.generation} {.status.observedGeneration}{"\n"}{end}' |
-    awk '$2 != $3 { printf "%s ", $1 }')
-  if [[ -z $pending ]] && curl -sf --max-time 2 "http://127.0.0.1:$port/readyz" >/dev/null; then break; fi
+  pending=$(unreconciled)
+  if [[ $pending == 0 ]] && curl -sf --max-time 2 "http://127.0.0.1:$port/readyz" >/dev/null; then break; fi
   kill -0 "$operator_pid" 2>/dev/null || die "target/release/fluxtune ${args[*]} exited (its log is above)"
-  ((i < 300)) || die "after 60 s: /readyz not ok, or profiles not reconciled: ${pending:-none}"
+  ((i < 300)) || die "after 60 s: /readyz not ok, or $pending profiles not reconciled"
   sleep 0.2
 done
 kill "$operator_pid"
@@ -179,8 +190,8 @@ log "target/release/fluxtune ${args[*]}: ready, all $have profiles reconciled (o
 step "the loop of \`tilt up -- --in-docker\` on the same cluster"
 "$TILTCHECK" -kubectl "$FLUXTUNE_KUBECTL" run -- --in-docker
 for s in "${!token[@]}"; do
-  [[ $(k -n flux-system get secret "$s" -o jsonpath='{.data.token}' | base64 -d) == "${token[$s]}" ]] ||
-    die "the samples' local_resource replaced Secret flux-system/$s: Receivers' webhook paths would change on every run"
+  [[ $(k -n "${s%/*}" get secret "${s#*/}" -o jsonpath='{.data.token}' | base64 -d) == "${token[$s]}" ]] ||
+    die "the samples' local_resource replaced Secret $s: Receivers' webhook paths would change on every run"
 done
 log "the samples' Secrets kept their tokens"
 step "the Tilt dev loop checked"
