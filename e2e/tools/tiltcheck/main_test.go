@@ -6,6 +6,7 @@ package main
 // name a kubectl: e2e/tilt-check.sh passes the pinned one.
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,7 +106,8 @@ func TestTheTiltfileChecksOutInEveryMode(t *testing.T) {
 }
 
 // A mistake made by replacing old (which must occur exactly once, so that a Tiltfile change
-// cannot make the case vacuous) with new; want is in the failing modes' messages.
+// cannot make the case vacuous) with new; want is in the failing modes' messages, {line} standing
+// for the Tiltfile line of the replaced text.
 type mistake struct {
 	name, old, new string
 	want           []string
@@ -117,7 +119,7 @@ var dockerModes = []string{modeInDocker, modeMacOS}
 
 var mistakes = []mistake{
 	{"wrong argument name of docker_build", "dockerfile_contents=", "dockerfile_content=",
-		[]string{`docker_build: unexpected keyword argument "dockerfile_content" (did you mean dockerfile_contents?)`, "Tiltfile:46:"}, hostModes},
+		[]string{`docker_build: unexpected keyword argument "dockerfile_content" (did you mean dockerfile_contents?)`, "Tiltfile:", "in <toplevel>"}, hostModes},
 	{"wrong argument name of local_resource", "resource_deps=['fluxtune'],", "resource_dep=['fluxtune'],",
 		[]string{`local_resource: unexpected keyword argument "resource_dep" (did you mean resource_deps?)`}, allModes},
 	{"wrong argument type", "port_forwards=8080,", "port_forwards=8080.0,",
@@ -150,7 +152,7 @@ var mistakes = []mistake{
 	{"config flag misspelt", "cfg.get('in-docker', not host_is_linux)", "cfg.get('in_docker', not host_is_linux)",
 		nil, nil}, // evaluates, but --in-docker no longer selects the Dockerfile: caught by the context check below
 	{"unknown builtin", "k8s_yaml(kustomize('deploy'))", "k8s_yaml(kustomise('deploy'))",
-		[]string{"Tiltfile:59:10: undefined: kustomise", "tiltcheck implements these Tilt builtins"}, []string{modeDefault}},
+		[]string{"Tiltfile:{line}:10: undefined: kustomise", "tiltcheck implements these Tilt builtins"}, []string{modeDefault}},
 	{"kustomize of a directory that does not render", "kustomize('deploy')", "kustomize('deploy/components')",
 		[]string{`kustomize("deploy/components"): kubectl kustomize deploy/components failed`}, allModes},
 	{"a load-time local() with side effects", "in_docker = cfg.get(", "local('cargo build')\nin_docker = cfg.get(",
@@ -165,6 +167,7 @@ func TestEveryClassOfMistakeFailsWhereItIsReached(t *testing.T) {
 				t.Fatalf("the Tiltfile has %d occurrences of %q, want 1: update this case", n, m.old)
 			}
 			broken := []byte(strings.Replace(string(src), m.old, m.new, 1))
+			line := fmt.Sprint(strings.Count(string(src[:strings.Index(string(src), m.old)]), "\n") + 1)
 			// A Tiltfile that does not resolve has no modes but the first: its flags are unknown.
 			evaluated := allModes
 			if len(m.failIn) == 1 && m.failIn[0] == modeDefault {
@@ -199,6 +202,7 @@ func TestEveryClassOfMistakeFailsWhereItIsReached(t *testing.T) {
 				}
 				all := strings.Join(r.Problems(), "\n")
 				for _, w := range m.want {
+					w = strings.ReplaceAll(w, "{line}", line)
 					if !strings.Contains(all, w) {
 						t.Errorf("%s: the failure does not say %q:\n%s", name, w, all)
 					}
