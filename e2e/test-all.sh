@@ -80,6 +80,12 @@ cp -r "$previous_src/samples" "$previous_samples"
 git worktree remove --force "$previous_src"
 echo "built $previous_name ($previous_commit)"
 
+section "the Tilt dev loop without Tilt: the Tiltfile in Starlark, every mode, its commands on a control plane"
+# Neither Tilt nor Docker can run here: the Tiltfile is evaluated with Tilt's builtins
+# (e2e/tools/tiltcheck), then its commands run on a throwaway control plane of its own
+# (cargo build --release among them; docs/tilt-check.md).
+bash e2e/tilt-check.sh
+
 section "control plane; deploy/ applied server-side, its RBAC checked (auth can-i)"
 # shellcheck source=e2e/throwaway.sh
 source e2e/throwaway.sh
