@@ -116,8 +116,13 @@ fn not_ready(kind: FluxKind, name: &str, object: &DynamicObject) -> Option<NotRe
     if let Some(stalled) = condition(status, "Stalled").filter(|c| c["status"] == "True") {
         return Some(not(said(stalled), true, true));
     }
+    // The Ready condition's own observedGeneration: Flux leaves status.observedGeneration at -1
+    // while a fetch fails, but stamps each condition with the generation it judged.
     let generation = object.metadata.generation;
-    let observed = status["observedGeneration"].as_i64();
+    let ready = condition(status, "Ready");
+    let observed = ready
+        .and_then(|c| c["observedGeneration"].as_i64())
+        .or_else(|| status["observedGeneration"].as_i64());
     if generation.is_some() && observed < generation {
         return Some(not(
             format!(
@@ -128,15 +133,11 @@ fn not_ready(kind: FluxKind, name: &str, object: &DynamicObject) -> Option<NotRe
             false,
         ));
     }
-    match condition(status, "Ready") {
+    match ready {
         Some(ready) if ready["status"] == "True" => None,
         Some(ready) if ready["status"] == "False" => Some(not(said(ready), true, false)),
         Some(ready) => Some(not(said(ready), false, false)),
-        None => Some(not(
-            format!("{k}/{name}: no Ready condition yet"),
-            false,
-            false,
-        )),
+        None => Some(not(format!("{k}/{name}: no Ready condition yet"), false, false)),
     }
 }
 
@@ -239,6 +240,20 @@ mod tests {
             .unwrap();
         assert_eq!(n.reason, "ReceiverNotReady");
         assert!(!n.failed);
+    }
+
+    #[test]
+    fn a_failed_fetch_is_judged_by_the_conditions_generation() {
+        // source-controller while the clone fails: status.observedGeneration stays -1.
+        let failing = json!({"observedGeneration": -1, "conditions": [
+            {"type": "Ready", "status": "False", "reason": "GitOperationFailed",
+             "message": "repository not found", "observedGeneration": 1}]});
+        let g = object(FluxKind::GitRepository, 1, failing);
+        let n = health(&[(FluxKind::GitRepository, "c".into(), Some(&g))])
+            .not_ready
+            .unwrap();
+        assert!(n.failed, "{n:?}");
+        assert!(n.message.contains("repository not found"), "{}", n.message);
     }
 
     #[test]

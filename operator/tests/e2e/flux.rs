@@ -378,6 +378,87 @@ async fn a_flux_health_check_fails_fast_on_a_stalled_profile_and_recovers() {
     .await;
 }
 
+/// Ready means delivered: a profile whose repository URL is wrong has every object applied but is
+/// not Ready, with the GitRepository's own words; fixing the URL makes it Ready, with the applied
+/// revision in status.
+#[tokio::test]
+async fn a_profile_is_ready_only_when_its_source_is_fetched_and_applied() {
+    let lp = Loop::from_env();
+    let client = support::client().await;
+    let fleet = Fleet::new(&client, &lp, "flux-delivered", 1, false).await;
+    let ns = &fleet.ns;
+    let op = Operator::start(ns, "cluster1");
+    op.wait_ready().await;
+    let spec = |url: &str| {
+        json!({
+            "cluster": {"name": "cluster1"},
+            "source": {"url": url},
+            "pollingClass": "Poll",
+            "apply": {"wait": false, "targetNamespace": ns},
+        })
+    };
+    let wrong = format!("{}/no-such-repository.git", lp.git_url);
+    support::apply_as(&client, "e2e-user", &profile(ns, "cluster1", spec(&wrong)))
+        .await
+        .unwrap();
+    let profiles: kube::Api<fluxtune::api::FluxProfile> = kube::Api::namespaced(client.clone(), ns);
+    let condition = |p: &fluxtune::api::FluxProfile, type_: &str| {
+        p.status
+            .as_ref()?
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .cloned()
+    };
+    // The fetch fails (after a moment in progress, which is not Ready either).
+    let (not_ready, words) =
+        eventually("not Ready, in the GitRepository's words", SETUP, || async {
+            let p = profiles.get("cluster1").await.ok()?;
+            let applied = condition(&p, "Applied")?;
+            let ready = condition(&p, "Ready")?;
+            let source_says = failure(&client, ns, FluxKind::GitRepository, "cluster1").await?;
+            let words = source_says["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            (applied.status == "True"
+                && ready.status == "False"
+                && ready.reason == "SourceNotReady"
+                && ready.message.contains(&words))
+            .then_some((ready, words))
+        })
+        .await;
+    assert!(
+        not_ready.message.starts_with("GitRepository/cluster1: "),
+        "{}",
+        not_ready.message
+    );
+    assert!(words.contains("no-such-repository"), "{words}");
+
+    support::apply_as(
+        &client,
+        "e2e-user",
+        &profile(ns, "cluster1", spec(&fleet.repo.url)),
+    )
+    .await
+    .unwrap();
+    let head = fleet.repo.head();
+    let p = eventually("Ready once the URL is fixed", SETUP, || async {
+        let p = profiles.get("cluster1").await.ok()?;
+        (condition(&p, "Ready")?.status == "True").then_some(p)
+    })
+    .await;
+    let delivery = p.status.unwrap().delivery.unwrap();
+    assert!(
+        delivery
+            .applied_revision
+            .as_deref()
+            .is_some_and(|r| r.ends_with(&head)),
+        "{delivery:?} does not name {head}"
+    );
+    assert_eq!(delivery.source_revision, delivery.applied_revision);
+}
+
 /// Every folder a profile keeps must exist: with `sparseCheckout`, source-controller fails the
 /// fetch when a listed folder is missing (flux-facts.md), and the GitRepository says which. Once
 /// the folder is committed, the next fetch succeeds. This pins the Flux behaviour the README's
