@@ -137,7 +137,11 @@ fn not_ready(kind: FluxKind, name: &str, object: &DynamicObject) -> Option<NotRe
         Some(ready) if ready["status"] == "True" => None,
         Some(ready) if ready["status"] == "False" => Some(not(said(ready), true, false)),
         Some(ready) => Some(not(said(ready), false, false)),
-        None => Some(not(format!("{k}/{name}: no Ready condition yet"), false, false)),
+        None => Some(not(
+            format!("{k}/{name}: no Ready condition yet"),
+            false,
+            false,
+        )),
     }
 }
 

@@ -245,10 +245,14 @@ async fn changing_the_class_retunes_and_removes_the_receiver_and_removing_an_ima
     assert_eq!(git.data["spec"]["interval"], "1m");
     // A delete whose precondition failed (a Flux controller updated the object in between) is
     // retried and kept in the inventory until it is done.
-    eventually("the inventory holds the 5 objects left", PATIENCE, || async {
-        let p = get_profile(&client, &ns).await;
-        (p.status?.inventory.len() == 5).then_some(())
-    })
+    eventually(
+        "the inventory holds the 5 objects left",
+        PATIENCE,
+        || async {
+            let p = get_profile(&client, &ns).await;
+            (p.status?.inventory.len() == 5).then_some(())
+        },
+    )
     .await;
 
     // And back: the Receiver reappears.
