@@ -30,6 +30,9 @@ const FIRST_DELAY: Duration = Duration::from_secs(2);
 const MAX_DELAY: Duration = Duration::from_secs(30);
 /// 2 + 4 + 8 + 16 + 30 s: a minute of rescans before the guard gives up.
 pub const ATTEMPTS: u32 = 5;
+/// A Receiver request this soon after new tags were found repeats the same push (a `helm push`
+/// sends two manifest events; registries retry a slow delivery): not a race to guard.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(10);
 
 /// Who asked for the scan an ImageRepository handled last.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,6 +162,8 @@ pub struct Guard {
     due: Option<(u32, Instant)>,
     /// When the sequence started, for the give-up message.
     since: Option<Instant>,
+    /// When new tags were last found.
+    answered: Option<Instant>,
 }
 
 /// What to do now.
@@ -184,7 +189,12 @@ impl Guard {
             Verdict::Answered => {
                 self.due = None;
                 self.since = None;
+                self.answered = Some(now);
             }
+            Verdict::Rescan(1)
+                if self
+                    .answered
+                    .is_some_and(|at| now.saturating_duration_since(at) < DUPLICATE_WINDOW) => {}
             Verdict::Rescan(n) => {
                 if n == 1 {
                     self.since = Some(now);
@@ -408,6 +418,28 @@ mod tests {
         assert_eq!(
             guard.step(scans(&[("app", &request_value(1, 0), "r2")]), t),
             Step::Idle
+        );
+    }
+
+    #[test]
+    fn a_repeated_event_right_after_new_tags_is_not_guarded() {
+        let t0 = Instant::now();
+        let mut guard = Guard::default();
+        guard.step(scans(&[("app", "", "r1")]), t0);
+        assert_eq!(
+            guard.step(scans(&[("app", RECEIVER, "r2")]), t0),
+            Step::Idle
+        );
+        let soon = t0 + Duration::from_secs(1);
+        assert_eq!(
+            guard.step(scans(&[("app", RECEIVER2, "r2")]), soon),
+            Step::Idle
+        );
+        let later = t0 + DUPLICATE_WINDOW;
+        assert_eq!(
+            guard.step(scans(&[("app", RECEIVER, "r2")]), later),
+            Step::WaitFor(delay(1)),
+            "a new event later is guarded again"
         );
     }
 

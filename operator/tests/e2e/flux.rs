@@ -877,7 +877,9 @@ async fn an_event_that_arrives_before_its_tag_is_answered_by_a_rescan() {
         "the tag was not found by fluxtune's rescan: {found_by:?}"
     );
 
-    // An event that no tag follows: five rescans, then a Warning Event.
+    // An event that no tag follows: five rescans, then a Warning Event. (Not within 10 s of the
+    // tag found: that would be read as the same push announced twice.)
+    tokio::time::sleep(rescan::DUPLICATE_WINDOW).await;
     announce();
     let events: kube::Api<k8s_openapi::api::events::v1::Event> =
         kube::Api::namespaced(client.clone(), ns);
