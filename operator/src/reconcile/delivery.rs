@@ -133,7 +133,18 @@ fn not_ready(kind: FluxKind, name: &str, object: &DynamicObject) -> Option<NotRe
             false,
         ));
     }
+    // Ready with nothing delivered yet is not delivered (a Kustomization that never applied).
+    let nothing = match kind {
+        FluxKind::GitRepository => text(&status["artifact"]["revision"]).is_none(),
+        FluxKind::Kustomization => text(&status["lastAppliedRevision"]).is_none(),
+        _ => false,
+    };
     match ready {
+        Some(ready) if nothing && ready["status"] == "True" => Some(not(
+            format!("{k}/{name}: nothing delivered yet"),
+            false,
+            false,
+        )),
         Some(ready) if ready["status"] == "True" => None,
         Some(ready) if ready["status"] == "False" => Some(not(said(ready), true, false)),
         Some(ready) => Some(not(said(ready), false, false)),
@@ -258,6 +269,18 @@ mod tests {
             .unwrap();
         assert!(n.failed, "{n:?}");
         assert!(n.message.contains("repository not found"), "{}", n.message);
+    }
+
+    #[test]
+    fn ready_with_nothing_applied_is_not_delivered() {
+        let k = object(FluxKind::Kustomization, 1, ready(1));
+        let n = health(&[(FluxKind::Kustomization, "c".into(), Some(&k))])
+            .not_ready
+            .unwrap();
+        assert!(
+            !n.failed && n.message.contains("nothing delivered yet"),
+            "{n:?}"
+        );
     }
 
     #[test]

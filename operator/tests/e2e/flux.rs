@@ -320,6 +320,9 @@ async fn a_flux_health_check_fails_fast_on_a_stalled_profile_and_recovers() {
             "cluster": {"name": "cluster1"},
             "source": {"url": repo.url},
             "webhook": {"provider": "github", "secretRef": {"name": "hook"}},
+            // No Pod runs here: the profile's own Kustomization must not wait for its
+            // Deployment, or the profile is never delivered (Ready).
+            "apply": {"wait": false, "targetNamespace": ns},
         }),
     );
     repo.push_file(
