@@ -28,7 +28,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use flux_support::{
-    Fleet, Loop, SETUP, config_value, deployed_image, field, field_value, get, git, run, secs,
+    Fleet, Loop, SETUP, config_value, deployed_image, field, field_value, get, git, image_spec,
+    run, secs,
 };
 use support::eventually;
 
@@ -174,16 +175,6 @@ async fn image_to_deploy(
     let (_, budget) = budget(client, ns, "cluster1").await;
     let samples = image_samples(client, lp, ns, image, IMAGE_SAMPLES, scan, test).await;
     (samples, budget)
-}
-
-fn image_spec(image: &str) -> serde_json::Map<String, Value> {
-    json!({
-        "images": [{"name": "app", "repository": image, "policy": {"semver": {"range": ">=1.0.0"}}}],
-        "imageUpdate": {"author": {"name": "fluxtune-bot", "email": "bot@fluxtune.local"}},
-    })
-    .as_object()
-    .unwrap()
-    .clone()
 }
 
 /// Measure 2 with a registry that sends webhooks: CNCF distribution notifies the profile's

@@ -22,8 +22,8 @@ use fluxtune::reconcile::rescan;
 
 use crate::flux_support::{
     Distribution, Fleet, Loop, Repo, SETUP, TOKEN, artifact_of, artifact_paths, config_value,
-    deployed_image, failure, field, free_addr, get, profile, ready, registry_webhook_url, run,
-    secs,
+    failure, field, free_addr, get, profile, ready, registry_webhook_url, run, secs, wait_deployed,
+    with_image,
 };
 use crate::support::{self, Operator, eventually};
 
@@ -225,10 +225,7 @@ async fn a_new_image_tag_reaches_the_cluster_through_the_whole_chain() {
         )
         .await;
     let first = format!("{image}:1.0.0");
-    eventually("the first apply", SETUP, || async {
-        (deployed_image(&client, ns).await.as_deref() == Some(first.as_str())).then_some(())
-    })
-    .await;
+    wait_deployed(&client, ns, &first, "the first apply", SETUP).await;
     eventually("ImagePolicy at 1.0.0", SETUP, || {
         field(
             &client,
@@ -275,10 +272,7 @@ async fn a_new_image_tag_reaches_the_cluster_through_the_whole_chain() {
     })
     .await;
     let committed = t0.elapsed();
-    eventually("1.0.1 applied", EVENT_DRIVEN, || async {
-        (deployed_image(&client, ns).await.as_deref() == Some(second.as_str())).then_some(())
-    })
-    .await;
+    wait_deployed(&client, ns, &second, "1.0.1 applied", EVENT_DRIVEN).await;
     let applied = t0.elapsed();
     eprintln!(
         "scan -> ImagePolicy {}, -> commit pushed {}, -> applied {}",
@@ -663,15 +657,16 @@ async fn a_registry_that_sends_webhooks_deploys_a_new_tag_with_every_interval_at
         .tune(
             &client,
             &lp,
-            json!({
+            with_image(
+                json!({
                 "pollingClass": "Webhook",
                 "webhook": {"provider": "github", "secretRef": {"name": "hook"}},
                 "registryWebhook": {"provider": "harbor", "secretRef": {"name": "registry-hook"},
                                     "baseURL": format!("http://{}", lp.receiver)},
                 "intervals": {"imageScan": "1h", "imageUpdate": "1h"},
-                "images": [{"name": "app", "repository": image, "policy": {"semver": {"range": ">=1.0.0"}}}],
-                "imageUpdate": {"author": {"name": "fluxtune-bot", "email": "bot@fluxtune.local"}},
-            }),
+                }),
+                image,
+            ),
         )
         .await;
     for kind in [
@@ -714,10 +709,7 @@ async fn a_registry_that_sends_webhooks_deploys_a_new_tag_with_every_interval_at
     )
     .await;
     let first = format!("{image}:1.0.0");
-    eventually("1.0.0 applied", SETUP, || async {
-        (deployed_image(&client, ns).await.as_deref() == Some(first.as_str())).then_some(())
-    })
-    .await;
+    wait_deployed(&client, ns, &first, "1.0.0 applied", SETUP).await;
 
     // The Git host's webhook is switched off: the automation's push reaches the GitRepository
     // (interval 1h) only because fluxtune hands it on.
@@ -730,10 +722,7 @@ async fn a_registry_that_sends_webhooks_deploys_a_new_tag_with_every_interval_at
     let second = format!("{image}:1.0.1");
     // Any bound far below the 1h scan proves the registry's event did it; it measures about a
     // second on an idle machine.
-    eventually("1.0.1 applied", SETUP, || async {
-        (deployed_image(&client, ns).await.as_deref() == Some(second.as_str())).then_some(())
-    })
-    .await;
+    wait_deployed(&client, ns, &second, "1.0.1 applied", SETUP).await;
     eprintln!("push to distribution -> applied {}", secs(t0.elapsed()));
     let requested = field(
         &client,
@@ -795,14 +784,15 @@ async fn an_event_that_arrives_before_its_tag_is_answered_by_a_rescan() {
         .tune(
             &client,
             &lp,
-            json!({
+            with_image(
+                json!({
                 "pollingClass": "Webhook",
                 "webhook": {"provider": "github", "secretRef": {"name": "hook"}},
                 "registryWebhook": {"provider": "harbor", "secretRef": {"name": "registry-hook"},
                                     "baseURL": format!("http://{}", lp.receiver)},
-                "images": [{"name": "app", "repository": image, "policy": {"semver": {"range": ">=1.0.0"}}}],
-                "imageUpdate": {"author": {"name": "fluxtune-bot", "email": "bot@fluxtune.local"}},
-            }),
+                }),
+                image,
+            ),
         )
         .await;
     assert_eq!(
@@ -819,10 +809,7 @@ async fn an_event_that_arrives_before_its_tag_is_answered_by_a_rescan() {
         "with a registry webhook the scan is a 10m backstop"
     );
     let first = format!("{image}:1.0.0");
-    eventually("the first apply", SETUP, || async {
-        (deployed_image(&client, ns).await.as_deref() == Some(first.as_str())).then_some(())
-    })
-    .await;
+    wait_deployed(&client, ns, &first, "the first apply", SETUP).await;
     let url = registry_webhook_url(&client, ns).await;
     let announce = || {
         // What a registry sends after a push (Harbor-style; the harbor Receiver checks only
@@ -866,10 +853,7 @@ async fn an_event_that_arrives_before_its_tag_is_answered_by_a_rescan() {
     lp.crane(&["tag", &first, "1.0.1"]);
     let t0 = Instant::now();
     let second = format!("{image}:1.0.1");
-    eventually("1.0.1 applied after a rescan", SETUP, || async {
-        (deployed_image(&client, ns).await.as_deref() == Some(second.as_str())).then_some(())
-    })
-    .await;
+    wait_deployed(&client, ns, &second, "1.0.1 applied after a rescan", SETUP).await;
     eprintln!(
         "tag listed after its event -> applied {}",
         secs(t0.elapsed())
@@ -923,21 +907,19 @@ async fn a_ci_step_announces_a_push_with_a_signed_call() {
         .tune(
             &client,
             &lp,
-            json!({
+            with_image(
+                json!({
                 "pollingClass": "Webhook",
                 "webhook": {"provider": "github", "secretRef": {"name": "hook"}},
                 "registryWebhook": {"provider": "generic-hmac", "secretRef": {"name": "registry-hook"},
                                     "baseURL": format!("http://{}", lp.receiver)},
-                "images": [{"name": "app", "repository": image, "policy": {"semver": {"range": ">=1.0.0"}}}],
-                "imageUpdate": {"author": {"name": "fluxtune-bot", "email": "bot@fluxtune.local"}},
-            }),
+                }),
+                image,
+            ),
         )
         .await;
     let first = format!("{image}:1.0.0");
-    eventually("the first apply", SETUP, || async {
-        (deployed_image(&client, ns).await.as_deref() == Some(first.as_str())).then_some(())
-    })
-    .await;
+    wait_deployed(&client, ns, &first, "the first apply", SETUP).await;
     let url = registry_webhook_url(&client, ns).await;
     let call = |token: &str| {
         Command::new("bash")
@@ -960,9 +942,13 @@ curl -sf -X POST -H "X-Signature: sha256=$SIG" -H 'Content-Type: application/jso
     let t0 = Instant::now();
     assert!(call("ci-token"), "the signed call was refused");
     let second = format!("{image}:1.0.1");
-    eventually("1.0.1 applied after the CI call", SETUP, || async {
-        (deployed_image(&client, ns).await.as_deref() == Some(second.as_str())).then_some(())
-    })
+    wait_deployed(
+        &client,
+        ns,
+        &second,
+        "1.0.1 applied after the CI call",
+        SETUP,
+    )
     .await;
     eprintln!("CI call -> applied {}", secs(t0.elapsed()));
 }

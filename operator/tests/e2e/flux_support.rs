@@ -509,6 +509,31 @@ pub async fn deployed_image(client: &Client, ns: &str) -> Option<String> {
     d.spec?.template.spec?.containers.first()?.image.clone()
 }
 
+/// Waits (up to `timeout`) until the Deployment `app` runs `image` (REPOSITORY:TAG).
+pub async fn wait_deployed(client: &Client, ns: &str, image: &str, what: &str, timeout: Duration) {
+    eventually(what, timeout, || async {
+        (deployed_image(client, ns).await.as_deref() == Some(image)).then_some(())
+    })
+    .await
+}
+
+/// The profile fields for one image, `app` at `image`, updated by the automation.
+pub fn image_spec(image: &str) -> serde_json::Map<String, Value> {
+    json!({
+        "images": [{"name": "app", "repository": image, "policy": {"semver": {"range": ">=1.0.0"}}}],
+        "imageUpdate": {"author": {"name": "fluxtune-bot", "email": "bot@fluxtune.local"}},
+    })
+    .as_object()
+    .unwrap()
+    .clone()
+}
+
+/// `spec` with the image fields of `image_spec`.
+pub fn with_image(mut spec: Value, image: &str) -> Value {
+    spec.as_object_mut().unwrap().extend(image_spec(image));
+    spec
+}
+
 /// The paths in an artifact tarball, directories without their trailing slash, sorted.
 pub fn artifact_paths(url: &str) -> Vec<String> {
     let listing = run(Command::new("bash").args([
