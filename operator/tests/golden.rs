@@ -62,3 +62,19 @@ fn committed_crd_matches_the_types() {
         "crds/fluxprofile.yaml is stale: run `cargo run -- crd > crds/fluxprofile.yaml`"
     );
 }
+
+/// The Helm chart carries a copy of the CRD (a copy, not a symlink: docs/helm.md); it must be the
+/// generated one, byte for byte.
+#[test]
+fn chart_crd_is_the_generated_one() {
+    let chart = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/helm/fluxtune/crds/fluxprofile.yaml"
+    ))
+    .unwrap();
+    assert!(
+        chart == fluxtune::api::crd_yaml(),
+        "deploy/helm/fluxtune/crds/fluxprofile.yaml is stale: run \
+         `cargo run -q -- crd | tee crds/fluxprofile.yaml >deploy/helm/fluxtune/crds/fluxprofile.yaml`"
+    );
+}

@@ -44,6 +44,11 @@ const TREE: &[&str] = &[
     "clusters/staging/eu-1/kustomization.yaml",
     "shared/monitoring/prometheus.yaml",
     "shared/other/x.yaml",
+    "platform/.github/kustomization.yaml",
+    "platform/.github/apps/app.yaml",
+    "platform/other/x.yaml",
+    "charts.zip/kustomization.yaml",
+    "charts.zip/logo.png",
 ];
 
 fn profile(yaml: &str) -> FluxProfile {
@@ -152,6 +157,57 @@ fn nested_cluster_with_two_shared_paths_keeps_exactly_those_folders() {
             "shared/monitoring/prometheus.yaml",
         ])
     );
+}
+
+/// Found by fuzzing (operator/fuzz, profile_structured): Flux's default exclusions, appended
+/// after fluxtune's rules, dropped a kept folder named like one of them while the sparse
+/// checkout still listed it.
+#[test]
+fn folders_named_like_flux_default_exclusions_are_kept() {
+    let p = profile(
+        "apiVersion: fluxtune.dev/v1alpha1\nkind: FluxProfile\nmetadata: {name: platform}\nspec:\n  cluster: {name: platform, path: platform/.github, sharedPaths: [library, charts.zip]}\n  source: {url: https://git.example.com/r.git}\n",
+    );
+    assert_eq!(
+        survivors(&ignore_text(&p), "default-named"),
+        set(&[
+            "charts.zip/kustomization.yaml",
+            "library/base/deployment.yaml",
+            "library/base/kustomization.yaml",
+            "platform/.github/apps/app.yaml",
+            "platform/.github/kustomization.yaml",
+        ])
+    );
+}
+
+/// spec.kustomizations: the source keeps each entry's path and the shared paths, and not the
+/// cluster's own folder around them (cluster1's kustomization.yaml is gone); the
+/// ImageUpdateAutomation still writes only to the cluster's folder.
+#[test]
+fn kustomizations_keep_each_entrys_path_and_the_shared_paths_only() {
+    let p = profile(
+        "apiVersion: fluxtune.dev/v1alpha1\nkind: FluxProfile\nmetadata: {name: cluster1}\nspec:\n  cluster: {name: cluster1, sharedPaths: [library]}\n  source: {url: https://git.example.com/r.git}\n  images: [{name: app, repository: ghcr.io/acme/app, policy: {semver: {range: '*'}}}]\n  imageUpdate: {author: {name: bot, email: bot@example.com}}\n  kustomizations:\n  - {name: infra, path: clusters/prod/common}\n  - {name: apps, path: cluster1/apps, dependsOn: [{name: infra}]}\n  - {name: monitoring, path: shared/monitoring}\n",
+    );
+    assert_eq!(
+        survivors(&ignore_text(&p), "kustomizations"),
+        set(&[
+            "cluster1/apps/app.yaml",
+            "cluster1/apps/deep/nested/config.yaml",
+            "clusters/prod/common/policies.yaml",
+            "library/base/deployment.yaml",
+            "library/base/kustomization.yaml",
+            "shared/monitoring/prometheus.yaml",
+        ])
+    );
+    let automation = render::render(&p, &Capabilities::default())
+        .objects
+        .into_iter()
+        .find_map(|o| match o {
+            FluxObject::ImageUpdateAutomation(a) => Some(a),
+            _ => None,
+        })
+        .unwrap();
+    let update = serde_json::to_value(&automation.spec).unwrap()["update"].clone();
+    assert_eq!(update["path"], "./cluster1", "{update}");
 }
 
 #[test]

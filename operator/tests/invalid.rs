@@ -34,3 +34,24 @@ fn every_invalid_profile_is_refused_with_its_field_and_message() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A dependsOn cycle passes the CRD's rules (CEL cannot follow chains cheaply): the offline
+/// validator refuses it, naming the chain; the operator reports it as Stalled (DependencyCycle).
+#[test]
+fn a_dependency_cycle_is_refused_offline_naming_the_chain() {
+    let mut doc = valid();
+    doc["spec"]["kustomizations"] = serde_json::json!([
+        {"name": "infra", "path": "infra", "dependsOn": [{"name": "apps"}]},
+        {"name": "base", "path": "base"},
+        {"name": "apps", "path": "apps", "dependsOn": [{"name": "base"}, {"name": "infra"}]},
+    ]);
+    assert_eq!(
+        Validator::new().validate(&doc).unwrap_err(),
+        [FieldError {
+            field: "spec.kustomizations".into(),
+            message: "dependsOn forms a cycle: infra -> apps -> infra; Flux would wait on it forever, remove one of its dependsOn".into(),
+        }]
+    );
+    doc["spec"]["kustomizations"][0]["dependsOn"] = serde_json::json!([{"name": "base"}]);
+    Validator::new().validate(&doc).unwrap();
+}

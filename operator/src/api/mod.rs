@@ -1,5 +1,6 @@
 //! The `fluxtune.dev/v1alpha1` API: the FluxProfile custom resource.
 
+mod kustomizations;
 mod spec;
 mod status;
 
@@ -8,6 +9,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use kube::CustomResourceExt;
 
+pub use kustomizations::*;
 pub use spec::*;
 pub use status::*;
 

@@ -7,7 +7,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::status::FluxProfileStatus;
+use super::{kustomizations::KustomizationEntry, status::FluxProfileStatus};
 
 /// What the CEL rules below accept for a folder of the monorepo. Folder names are restricted to
 /// characters that .gitignore treats literally, so the rendered ignore rules never need escaping.
@@ -30,9 +30,11 @@ pub const PATH_CHARS: &str = "letters, digits, '.', '_' and '-'";
     printcolumn(json_path = ".status.pollingClass", name = "Class", type_ = "string"),
     printcolumn(json_path = ".status.conditions[?(@.type==\"Ready\")].status", name = "Ready", type_ = "string"),
     printcolumn(json_path = ".status.delivery.appliedRevision", name = "Revision", type_ = "string"),
+    printcolumn(json_path = ".status.observedLatency.latest", name = "Latency", type_ = "string"),
     printcolumn(json_path = ".status.conditions[?(@.type==\"Ready\")].message", name = "Status", type_ = "string"),
     printcolumn(json_path = ".metadata.creationTimestamp", name = "Age", type_ = "date"),
     validation = Rule::new("self.metadata.name.size() <= 63").message("metadata.name: must be at most 63 characters, it becomes the fluxtune.dev/profile label value"),
+    validation = Rule::new("!has(self.spec.kustomizations) || self.spec.kustomizations.all(k, self.metadata.name.size() + k.name.size() <= 62)").message("spec.kustomizations: metadata.name, '-' and each entry's name must fit in 63 characters: together they name the entry's Kustomization"),
 )]
 #[x_kube(
     validation = Rule::new("!has(self.pollingClass) || self.pollingClass != 'Webhook' || has(self.webhook)")
@@ -74,9 +76,19 @@ pub struct FluxProfileSpec {
     /// Per-interval overrides of the polling class.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intervals: Option<Intervals>,
-    /// Settings of the generated Kustomization.
+    /// Settings of the generated Kustomization; with spec.kustomizations, the defaults of every entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apply: Option<ApplySpec>,
+    /// Several Flux Kustomizations against the profile's one source (infrastructure, then apps),
+    /// each named `<profile>-<name>`. When set, it replaces the single Kustomization of the
+    /// cluster's folder, and the source keeps each entry's path and the shared paths.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    /// A list-map keyed by name: under server-side apply, teams can own separate entries.
+    #[x_kube(validation = Rule::new("self.all(i, self.exists_one(j, j.name == i.name))").message("kustomization names must be unique"))]
+    #[x_kube(validation = Rule::new("self.all(k, !has(k.dependsOn) || k.dependsOn.all(d, self.exists(o, o.name == d.name)))").message("every dependsOn must name an entry of spec.kustomizations"))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub kustomizations: Vec<KustomizationEntry>,
     /// Stops fluxtune from changing this profile's objects.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suspend: bool,
@@ -107,11 +119,16 @@ fn default_shared_paths() -> Vec<RepoPath> {
 
 /// A folder of the monorepo: relative, '/'-separated, no '.' or '..' segments, no glob characters.
 // KubeSchema cannot derive newtypes yet, so the CEL rules go in through `extend`.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Default,
+)]
 #[serde(transparent)]
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": "self.matches('^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$')", "message": "must be a relative folder path: segments of letters, digits, '.', '_' and '-' separated by single '/', no leading or trailing '/'"},
     {"rule": "!('/' + self + '/').contains('/./') && !('/' + self + '/').contains('/../')", "message": "must not contain '.' or '..' segments"},
+    // Flux always drops `.git/` (render/ignore.rs lets other folders named like its default
+    // exclusions back in, but never that one), and Git keeps no such folder.
+    {"rule": "!('/' + self + '/').contains('/.git/')", "message": "must not contain a '.git' segment: Git keeps no such folder"},
 ]))]
 pub struct RepoPath(#[schemars(length(min = 1, max = 253))] pub String);
 
@@ -192,6 +209,9 @@ pub struct WebhookSpec {
     #[schemars(length(min = 1, max = 2048))]
     #[x_kube(validation = Rule::new("self.matches('^https?://[^/?#]+(/[^?#]*)?$')").message("must be an http:// or https:// URL without query or fragment"))]
     pub base_url: Option<String>,
+    /// What fluxtune does when a poll finds a change this webhook should have announced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<WebhookFallback>,
 }
 
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,6 +239,22 @@ pub struct RegistryWebhookSpec {
     #[schemars(length(min = 1, max = 2048))]
     #[x_kube(validation = Rule::new("self.matches('^https?://[^/?#]+(/[^?#]*)?$')").message("must be an http:// or https:// URL without query or fragment"))]
     pub base_url: Option<String>,
+    /// What fluxtune does when a poll finds a change this webhook should have announced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<WebhookFallback>,
+}
+
+/// While webhooks are missed, the source polls (or the registry is scanned) at `interval` instead
+/// of the backstop, until a change arrives by webhook again.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookFallback {
+    /// Default true. False keeps the backstop interval: a missed webhook is only reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Default 1m, the Poll class's interval. Never lengthens a shorter configured interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<FluxDuration>,
 }
 
 /// notification-controller's Receiver types that a registry (or a CI step after a push) can call.
@@ -379,6 +415,9 @@ pub struct Intervals {
 #[serde(transparent)]
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": "self.matches('^([0-9]+(\\\\.[0-9]+)?(ms|s|m|h))+$')", "message": "must be a Flux duration such as 30s, 5m or 1h (units ms, s, m, h)"},
+    // Flux reads intervals with Go's time.ParseDuration, which refuses anything over 2562047h: a
+    // longer one passes Flux's own CRD pattern, then no controller can decode the object.
+    {"rule": "!self.matches('^([0-9]+(\\\\.[0-9]+)?(ms|s|m|h))+$') || self.matches('^(([0-9]{1,5}(\\\\.[0-9]+)?h)|([0-9]{1,7}(\\\\.[0-9]+)?m)|([0-9]{1,9}(\\\\.[0-9]+)?s)|([0-9]{1,12}(\\\\.[0-9]+)?ms)){1,4}$')", "message": "is longer than Flux reads (Go's durations end at 2562047h): at most 4 parts of at most 5 digits of hours, 7 of minutes, 9 of seconds or 12 of milliseconds"},
 ]))]
 pub struct FluxDuration(#[schemars(length(min = 2, max = 32))] pub String);
 

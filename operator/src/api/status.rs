@@ -1,6 +1,6 @@
 //! The FluxProfile status, shaped for kstatus and Flux health checks.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +36,15 @@ pub struct FluxProfileStatus {
     /// ImagePolicy's latest image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<Delivery>,
+    /// What the last new revision and the last new image really took, from the Flux objects'
+    /// own status (reconcile/latency.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_latency: Option<ObservedLatency>,
+    /// Webhooks found missing: a poll found what a Receiver should have announced. An entry stays
+    /// until a change of that kind arrives by webhook again; while it is here the fallback
+    /// interval applies (spec.webhook.fallback).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missed_webhooks: Vec<MissedWebhook>,
     /// Every object fluxtune owns for this profile.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inventory: Vec<InventoryEntry>,
@@ -47,6 +56,10 @@ pub struct Delivery {
     /// The GitRepository's artifact revision, e.g. main@sha1:1a2b3c.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_revision: Option<String>,
+    /// What brought the source revision: Webhook, WebhookRescan (fluxtune asked again after a
+    /// webhook), Request, SpecChange or Poll. Judged once, when fluxtune first sees the revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_trigger: Option<String>,
     /// The revision the Kustomization last applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_revision: Option<String>,
@@ -62,6 +75,47 @@ pub struct ImageDelivery {
     pub policy: String,
     /// repository:tag, as the policy selected it.
     pub latest_image: String,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservedLatency {
+    /// The most recent of the two, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest: Option<String>,
+    /// A new revision: from what brought it (the webhook's arrival, a request, or the fetch) to
+    /// the Kustomization applying it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_to_deploy: Option<LatencySample>,
+    /// A new image: from the scan that found it (or the registry webhook that asked for that
+    /// scan) through the policy, the automation's push and the fetch, to the apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_to_deploy: Option<LatencySample>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LatencySample {
+    /// The revision applied, or the image (repository:tag) deployed.
+    pub revision: String,
+    /// Go-style, like the budget: 1.2s, 1m3s. Flux's timestamps have whole seconds.
+    pub duration: String,
+    /// What started it: Webhook, WebhookRescan, Request, SpecChange or Poll (a new revision);
+    /// Webhook or Scan (a new image).
+    pub trigger: String,
+    /// When the Kustomization applied it.
+    pub applied_at: Time,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct MissedWebhook {
+    /// GitRepository (the Git host's webhook) or ImageRepository (the registry's).
+    pub kind: String,
+    /// What the poll found: the revision, or the image.
+    pub revision: String,
+    /// When the poll found it.
+    pub found_at: Time,
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

@@ -97,12 +97,53 @@ pub fn latency_budget(t: &Tuning) -> Budget {
     }
 }
 
-/// Durations were validated as Flux durations; anything unparsable counts as zero rather than
-/// failing a status computation.
-fn parse(flux: &str) -> Duration {
-    flux.parse::<kube::core::Duration>()
-        .map(Duration::from)
-        .unwrap_or_default()
+/// The longest duration Go, and so Flux, can read: 2562047h47m16.854775807s.
+pub const GO_MAX: Duration = Duration::new(9_223_372_036, 854_775_807);
+
+/// A Flux duration (number+unit pairs, units ms, s, m, h), read the way Go reads it, in integer
+/// nanoseconds. Durations were validated as Flux durations; anything unparsable counts as zero
+/// rather than failing a status computation, and anything longer than Go can read as [`GO_MAX`]
+/// (kube's parser panicked on those: found writing the fuzz targets, docs/fuzzing.md).
+pub fn parse(flux: &str) -> Duration {
+    let mut nanos: u128 = 0;
+    let mut rest = flux;
+    while !rest.is_empty() {
+        let digits = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (whole, tail) = rest.split_at(digits(rest));
+        let (fraction, tail) = match tail.strip_prefix('.') {
+            Some(t) => t.split_at(digits(t)),
+            None => ("", tail),
+        };
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let unit: u128 = match unit {
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return Duration::ZERO,
+        };
+        if whole.is_empty() && fraction.is_empty() {
+            return Duration::ZERO;
+        }
+        // Past 2^127 ns is past GO_MAX anyway: saturate.
+        let number = |s: &str| -> u128 {
+            s.parse()
+                .unwrap_or(if s.is_empty() { 0 } else { u128::MAX })
+        };
+        // Nanoseconds need at most 13 fractional digits of an hour; more cannot change the sum.
+        let fraction = &fraction[..fraction.len().min(18)];
+        let scale = 10u128.pow(fraction.len() as u32);
+        nanos = nanos
+            .saturating_add(number(whole).saturating_mul(unit))
+            .saturating_add(number(fraction) * unit / scale);
+        rest = tail;
+    }
+    let max = GO_MAX.as_nanos();
+    let nanos = nanos.min(max) as u64;
+    Duration::from_nanos(nanos)
 }
 
 /// Formats like Go's `time.Duration.String()` at millisecond precision: `1h0m0s`, `1m3.5s`, `250ms`.
@@ -131,6 +172,45 @@ pub fn go_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parse_reads_flux_durations_like_go() {
+        for (flux, ms) in [
+            ("1m", 60_000),
+            ("30s", 30_000),
+            ("1h30m", 5_400_000),
+            ("1.5h", 5_400_000),
+            ("500ms", 500),
+            ("0.7m", 42_000),
+            ("1m3.5s", 63_500),
+            ("0s", 0),
+        ] {
+            assert_eq!(parse(flux), Duration::from_millis(ms), "{flux}");
+        }
+        assert_eq!(parse("0.0000000001h"), Duration::from_nanos(360));
+        assert_eq!(parse("1d"), Duration::ZERO);
+        assert_eq!(parse(""), Duration::ZERO);
+    }
+
+    /// Found writing the fuzz targets (profile_structured crashes on it): kube's parser panicked
+    /// on durations past what std's Duration holds, so `render` and a reconcile panicked.
+    #[test]
+    fn durations_longer_than_go_reads_saturate() {
+        assert_eq!(parse("99999999999999999999h"), GO_MAX);
+        assert_eq!(parse("18446744073709551615s"), GO_MAX);
+        assert_eq!(parse("2562047h47m16.854775807s"), GO_MAX);
+        assert!(parse("2562047h") < GO_MAX);
+        let b = latency_budget(&crate::render::tuning::tuning(
+            &serde_json::from_value(serde_json::json!({
+                "cluster": {"name": "c"},
+                "source": {"url": "https://git.example.com/r.git"},
+                "intervals": {"source": "99999999999999999999h", "imageScan": "99999999999999999999h"},
+            }))
+            .unwrap(),
+            Default::default(),
+        ));
+        assert!(b.commit_to_deploy.worst > GO_MAX);
+    }
 
     #[test]
     fn go_duration_matches_go() {

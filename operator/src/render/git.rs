@@ -25,7 +25,7 @@ pub fn git_repository(cx: &Context, profile: &FluxProfile, caps: &Capabilities) 
             secret_ref: source.secret_ref.as_ref().map(|s| LocalRef {
                 name: s.name.clone(),
             }),
-            ignore: Some(ignore::ignore_rules(&kept)),
+            ignore: Some(ignore::ignore_rules(cx.folders())),
             sparse_checkout: if caps.sparse_checkout {
                 ignore::sparse_checkout(&kept)
             } else {

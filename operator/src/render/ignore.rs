@@ -6,7 +6,7 @@
 //! anchored and ends in `/`, so `eu-1` never matches `eu-10` or `eu-1-canary`. Folder names are
 //! validated to characters .gitignore reads literally, so nothing needs escaping.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Flux's default exclusions (fluxcd/pkg sourceignore: VCS, Ext, CI, Extra). Setting `spec.ignore`
 /// replaces all but the VCS ones, so fluxtune appends them after its own rules; listing VCS again
@@ -52,8 +52,24 @@ pub fn kept_folders<'a>(paths: impl IntoIterator<Item = &'a str>) -> Vec<String>
         .collect()
 }
 
-/// The `spec.ignore` text: keep exactly `kept` (from [`kept_folders`]), then Flux's defaults.
-pub fn ignore_rules(kept: &[String]) -> String {
+/// Whether one of Flux's default exclusions names `name` (a file or folder name) itself. They
+/// are all a name, `*` and a suffix, or `**/` and a name, with an optional trailing `/`.
+fn excluded_by_default(name: &str) -> bool {
+    FLUX_DEFAULT_EXCLUSIONS.iter().any(|p| {
+        let p = p.trim_end_matches('/').trim_start_matches("**/");
+        match p.strip_prefix('*') {
+            Some(suffix) => name.ends_with(suffix),
+            None => name == p,
+        }
+    })
+}
+
+/// The `spec.ignore` text that keeps exactly `folders` (the cluster's and the shared ones), then
+/// Flux's defaults. A folder the profile names, or one on the way to it, that a default
+/// exclusion would drop by its name (`.github`, `charts.zip`) is let back in after them.
+pub fn ignore_rules<'a>(folders: impl IntoIterator<Item = &'a str>) -> String {
+    let folders: Vec<&str> = folders.into_iter().collect();
+    let kept = kept_folders(folders.iter().copied());
     #[derive(Default)]
     struct Node<'a> {
         kept: bool,
@@ -71,7 +87,7 @@ pub fn ignore_rules(kept: &[String]) -> String {
     }
 
     let mut root = Node::default();
-    for folder in kept {
+    for folder in &kept {
         let mut node = &mut root;
         for segment in folder.split('/') {
             node = node.children.entry(segment).or_default();
@@ -86,6 +102,21 @@ pub fn ignore_rules(kept: &[String]) -> String {
     emit("", &root, &mut lines);
     lines.push("# Flux's default exclusions, which spec.ignore replaces".into());
     lines.extend(FLUX_DEFAULT_EXCLUSIONS.iter().map(|s| s.to_string()));
+    let named: BTreeSet<String> = folders
+        .iter()
+        .flat_map(|f| f.match_indices('/').map(|(i, _)| &f[..i]).chain([*f]))
+        .filter(|dir| {
+            // Never `.git`: that would put the checkout's own repository into the artifact
+            // (the CRD refuses such a folder anyway).
+            let name = dir.rsplit('/').next().unwrap_or(dir);
+            name != ".git" && excluded_by_default(name)
+        })
+        .map(|dir| format!("!/{dir}/"))
+        .collect();
+    if !named.is_empty() {
+        lines.push("# fluxtune: the profile's folders that those exclusions name".into());
+        lines.extend(named);
+    }
     let mut text = lines.join("\n");
     text.push('\n');
     text
@@ -102,7 +133,7 @@ mod tests {
     use super::*;
 
     fn rules(paths: &[&str]) -> Vec<String> {
-        let text = ignore_rules(&kept_folders(paths.iter().copied()));
+        let text = ignore_rules(paths.iter().copied());
         text.lines()
             .skip(1)
             .take_while(|l| !l.starts_with('#'))
@@ -150,6 +181,42 @@ mod tests {
             ["clusters", "clustersx"]
         );
         assert_eq!(rules(&["library", "library/base"]), ["/*", "!/library/"]);
+    }
+
+    /// Found by the profile_structured fuzz target: a kept folder named `.gitignore` was in the
+    /// sparse checkout but dropped by the default exclusions appended after fluxtune's rules.
+    #[test]
+    fn folders_named_like_a_default_exclusion_are_let_back_in() {
+        let text = ignore_rules([
+            ".gitignore/cluster1",
+            "library",
+            "charts.zip",
+            "lib/.github/x",
+        ]);
+        let tail: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("# fluxtune: the profile's folders"))
+            .skip(1)
+            .collect();
+        assert_eq!(
+            tail,
+            ["!/.gitignore/", "!/charts.zip/", "!/lib/.github/"],
+            "{text}"
+        );
+        assert!(
+            !ignore_rules(["cluster1", "library"]).contains("# fluxtune: the profile's folders")
+        );
+    }
+
+    #[test]
+    fn every_default_exclusion_has_a_shape_excluded_by_default_reads() {
+        for p in FLUX_DEFAULT_EXCLUSIONS {
+            let p = p.trim_end_matches('/').trim_start_matches("**/");
+            let rest = p.strip_prefix('*').unwrap_or(p);
+            assert!(!rest.contains(['*', '?', '[', '/', '!']), "{p}");
+        }
+        assert!(excluded_by_default(".github") && excluded_by_default("x.tar.gz"));
+        assert!(!excluded_by_default("github") && !excluded_by_default("zip"));
     }
 
     #[test]

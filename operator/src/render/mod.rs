@@ -5,7 +5,7 @@ pub mod budget;
 mod git;
 pub mod ignore;
 mod image;
-mod kustomization;
+pub mod kustomization;
 pub mod names;
 pub mod receiver;
 pub mod tuning;
@@ -16,7 +16,7 @@ use kube::{Resource, ResourceExt, api::ObjectMeta};
 
 use crate::{
     api::{FluxProfile, PollingClass},
-    flux::FluxObject,
+    flux::{FluxKind, FluxObject},
 };
 
 /// Optional Flux API fields the installed CRDs may lack; server-side apply refuses unknown fields.
@@ -38,7 +38,8 @@ impl Default for Capabilities {
 /// Everything one profile renders to.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rendered {
-    /// In apply order: sources before their consumers, then by name.
+    /// In apply order: sources before their consumers, Kustomizations after what they depend on,
+    /// then by name.
     pub objects: Vec<FluxObject>,
     pub class: PollingClass,
     pub latency_budget: budget::Budget,
@@ -67,12 +68,14 @@ pub struct Context {
     pub namespace: Option<String>,
     pub cluster_path: String,
     pub shared_paths: Vec<String>,
+    /// The paths of spec.kustomizations' entries; empty for the single Kustomization.
+    pub kustomization_paths: Vec<String>,
     pub tuning: tuning::Tuning,
     owner: Option<OwnerReference>,
 }
 
 impl Context {
-    fn new(profile: &FluxProfile) -> Context {
+    fn new(profile: &FluxProfile, missed: tuning::Missed) -> Context {
         let cluster = &profile.spec.cluster;
         Context {
             profile: profile.name_any(),
@@ -83,7 +86,13 @@ impl Context {
                 .map(|p| p.0.clone())
                 .unwrap_or_else(|| cluster.name.clone()),
             shared_paths: cluster.shared_paths.iter().map(|p| p.0.clone()).collect(),
-            tuning: tuning::tuning(&profile.spec),
+            kustomization_paths: profile
+                .spec
+                .kustomizations
+                .iter()
+                .map(|k| k.path.0.clone())
+                .collect(),
+            tuning: tuning::tuning(&profile.spec, missed),
             owner: profile.controller_owner_ref(&()),
         }
     }
@@ -94,9 +103,22 @@ impl Context {
         names::child_name(&self.profile, None)
     }
 
-    pub fn folders(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.cluster_path.as_str())
+    /// The folders the Kustomizations read, which the source keeps: the cluster's folder (or,
+    /// with spec.kustomizations, each entry's path) and the shared ones. The
+    /// ImageUpdateAutomation writes to the cluster's folder only (image.rs).
+    pub fn folders(&self) -> Vec<&str> {
+        let applied: Vec<&str> = if self.kustomization_paths.is_empty() {
+            vec![self.cluster_path.as_str()]
+        } else {
+            self.kustomization_paths
+                .iter()
+                .map(String::as_str)
+                .collect()
+        };
+        applied
+            .into_iter()
             .chain(self.shared_paths.iter().map(String::as_str))
+            .collect()
     }
 
     pub fn meta(&self, name: String) -> ObjectMeta {
@@ -112,11 +134,25 @@ impl Context {
 
 /// Renders a profile that passed validation (the API server's or [`validate`]'s).
 pub fn render(profile: &FluxProfile, caps: &Capabilities) -> Rendered {
-    let cx = Context::new(profile);
-    let mut objects = vec![
-        FluxObject::GitRepository(git::git_repository(&cx, profile, caps)),
-        FluxObject::Kustomization(kustomization::kustomization(&cx, profile)),
-    ];
+    render_missed(profile, caps, tuning::Missed::default())
+}
+
+/// As [`render`], while the webhooks in `missed` are missed: their sources poll at the fallback
+/// interval (spec.webhook.fallback, spec.registryWebhook.fallback).
+pub fn render_missed(
+    profile: &FluxProfile,
+    caps: &Capabilities,
+    missed: tuning::Missed,
+) -> Rendered {
+    let cx = Context::new(profile, missed);
+    let mut objects = vec![FluxObject::GitRepository(git::git_repository(
+        &cx, profile, caps,
+    ))];
+    objects.extend(
+        kustomization::kustomizations(&cx, profile)
+            .into_iter()
+            .map(FluxObject::Kustomization),
+    );
     for img in &profile.spec.images {
         objects.push(FluxObject::ImageRepository(image::image_repository(
             &cx, img,
@@ -132,7 +168,14 @@ pub fn render(profile: &FluxProfile, caps: &Capabilities) -> Rendered {
     let registry = receiver::registry_receiver(&cx, profile);
     let registry_name = registry.as_ref().map(|r| r.name_any());
     objects.extend(registry.map(FluxObject::Receiver));
-    objects.sort_by_key(|o| (o.kind(), o.name()));
+    let depths = kustomization::dependency_depths(profile);
+    objects.sort_by_key(|o| {
+        let depth = match o.kind() {
+            FluxKind::Kustomization => depths.get(&o.name()).copied().unwrap_or(0),
+            _ => 0,
+        };
+        (o.kind(), depth, o.name())
+    });
 
     Rendered {
         objects,

@@ -1,6 +1,7 @@
 //! Polling classes and the intervals they stand for.
 
-use crate::api::{FluxProfileSpec, PollingClass};
+use super::budget::parse;
+use crate::api::{FluxProfileSpec, PollingClass, WebhookFallback};
 
 /// The intervals and timeouts one profile renders, after class defaults and overrides.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,6 +19,32 @@ pub struct Tuning {
     /// one-hour interval otherwise and a failed apply would wait an hour for its retry.
     pub apply_timeout: String,
     pub apply_retry: String,
+    /// The fallback interval replaced the source's backstop (its webhook is missed).
+    pub git_fallback: bool,
+    /// The fallback interval replaced the scan's backstop (the registry's webhook is missed).
+    pub registry_fallback: bool,
+}
+
+/// Which webhooks are missed (reconcile/missed.rs): their sources poll at the fallback interval,
+/// unless the profile turned the fallback off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Missed {
+    pub git: bool,
+    pub registry: bool,
+}
+
+/// The Poll class's interval: what a missed webhook falls back to by default.
+pub const FALLBACK_INTERVAL: &str = "1m";
+
+/// The fallback interval for a missed webhook, or None when it does not apply.
+fn fallback(missed: bool, spec: Option<&WebhookFallback>, configured: &str) -> Option<String> {
+    let spec = spec.cloned().unwrap_or_default();
+    if !missed || spec.enabled == Some(false) {
+        return None;
+    }
+    let interval = spec.interval.map_or(FALLBACK_INTERVAL.to_string(), |d| d.0);
+    // Never lengthens a configured interval that is already shorter.
+    (parse(&interval) < parse(configured)).then_some(interval)
 }
 
 /// Default: Webhook when a webhook is configured, else Poll.
@@ -29,7 +56,7 @@ pub fn effective_class(spec: &FluxProfileSpec) -> PollingClass {
     })
 }
 
-pub fn tuning(spec: &FluxProfileSpec) -> Tuning {
+pub fn tuning(spec: &FluxProfileSpec, missed: Missed) -> Tuning {
     let class = effective_class(spec);
     let (source, image_scan) = match class {
         PollingClass::Webhook => ("1h", "1m"),
@@ -50,13 +77,29 @@ pub fn tuning(spec: &FluxProfileSpec) -> Tuning {
     let pick = |o: Option<crate::api::FluxDuration>, default: &str| {
         o.map(|d| d.0).unwrap_or_else(|| default.to_string())
     };
+    let source = pick(overrides.source, source);
+    let image_scan = pick(overrides.image_scan, image_scan);
+    let git_fallback = fallback(
+        missed.git && webhook,
+        spec.webhook.as_ref().and_then(|w| w.fallback.as_ref()),
+        &source,
+    );
+    let registry_fallback = fallback(
+        missed.registry && registry_webhook,
+        spec.registry_webhook
+            .as_ref()
+            .and_then(|w| w.fallback.as_ref()),
+        &image_scan,
+    );
     Tuning {
         class,
         webhook,
         registry_webhook,
-        source: pick(overrides.source, source),
+        git_fallback: git_fallback.is_some(),
+        registry_fallback: registry_fallback.is_some(),
+        source: git_fallback.unwrap_or(source),
         apply: pick(overrides.apply, "1h"),
-        image_scan: pick(overrides.image_scan, image_scan),
+        image_scan: registry_fallback.unwrap_or(image_scan),
         image_update: pick(overrides.image_update, "1h"),
         apply_timeout: pick(apply.timeout, "3m"),
         apply_retry: pick(apply.retry_interval, "2m"),
