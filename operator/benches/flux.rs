@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 
 use flux_support::{
     Fleet, Loop, SETUP, config_value, deployed_image, field, field_value, get, git, image_spec,
-    run, secs,
+    run, secs, webhook_url,
 };
 use support::eventually;
 
@@ -156,6 +156,107 @@ async fn commit_to_deploy(client: &Client, lp: &Loop, class: &str) -> (Vec<Durat
         );
     }
     (taken, budget)
+}
+
+/// The backstop of the lost-webhook rows: 1h scaled down to 5m, so a sample takes minutes.
+const LOST_BACKSTOP: Duration = Duration::from_secs(300);
+const LOST_ROUNDS: u32 = 2;
+const AFTER_FALLBACK_SAMPLES: u32 = 2;
+
+/// Waits until cluster1's GitRepository polls every `want`.
+async fn interval_becomes(client: &Client, ns: &str, want: &str, timeout: Duration) {
+    eventually(
+        &format!("the GitRepository's interval {want}"),
+        timeout,
+        || async {
+            let now = field(
+                client,
+                ns,
+                FluxKind::GitRepository,
+                "cluster1",
+                "/spec/interval",
+            )
+            .await;
+            (now.as_deref() == Some(want)).then_some(())
+        },
+    )
+    .await
+}
+
+/// Measure 1b: commit to deploy with every Git webhook lost (Webhook class, backstop 5m): the
+/// first push after the loss waits for the backstop poll, which notices the missed webhook and
+/// engages the fallback (1m); the next pushes wait at most that. Each round ends by restoring the
+/// webhook for one push (the backstop returns) and losing it again. Returns the samples before and
+/// after the fallback, and the budget's webhookLost before and after.
+async fn commit_to_deploy_webhooks_lost(
+    client: &Client,
+    lp: &Loop,
+) -> (Vec<Duration>, Vec<Duration>, String, String) {
+    let fleet = Fleet::new(client, lp, "bench-commit-lost", 3, false).await;
+    let spec = json!({
+        "pollingClass": "Webhook",
+        "webhook": {"provider": "github", "secretRef": {"name": "hook"}},
+        "intervals": {"source": "5m"},
+    });
+    let _op = fleet.tune(client, lp, spec).await;
+    let (ns, repo) = (&fleet.ns, &fleet.repo);
+    wait_revision(client, ns, 1, ONE_INTERVAL).await;
+    let hook = webhook_url(client, lp, ns, "cluster1").await;
+    let lost_budget = || async {
+        let api: Api<FluxProfile> = Api::namespaced(client.clone(), ns);
+        api.get("cluster1")
+            .await
+            .ok()
+            .and_then(|p| p.status?.latency_budget?.webhook_lost)
+            .unwrap_or_default()
+    };
+    let before_budget = lost_budget().await;
+    let mut after_budget = String::new();
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    let mut revision = 1;
+    let push = |revision: &mut u32| {
+        repo.push_change("cluster1/configmap.yaml", |t| {
+            t.replace(
+                &format!("revision: \"{revision}\""),
+                &format!("revision: \"{}\"", *revision + 1),
+            )
+        });
+        *revision += 1;
+        *revision
+    };
+    for round in 1..=LOST_ROUNDS {
+        repo.remove_webhooks();
+        // A random phase against the backstop poll (the last webhook reset its timer).
+        tokio::time::sleep(random_pause(LOST_BACKSTOP)).await;
+        let t0 = Instant::now();
+        let r = push(&mut revision);
+        wait_revision(client, ns, r, LOST_BACKSTOP * 2).await;
+        before.push(t0.elapsed());
+        eprintln!(
+            "webhooks lost, round {round}, before the fallback: {}",
+            secs(t0.elapsed())
+        );
+        // The fallback is on once the interval is: the missed webhook was judged.
+        interval_becomes(client, ns, "1m", SETUP).await;
+        after_budget = lost_budget().await;
+        for i in 1..=AFTER_FALLBACK_SAMPLES {
+            tokio::time::sleep(random_pause(Duration::from_secs(60))).await;
+            let t0 = Instant::now();
+            let r = push(&mut revision);
+            wait_revision(client, ns, r, ONE_INTERVAL).await;
+            after.push(t0.elapsed());
+            eprintln!(
+                "webhooks lost, round {round}, after the fallback {i}: {}",
+                secs(t0.elapsed())
+            );
+        }
+        // Back for one push: the webhook delivers it and the backstop returns.
+        repo.add_webhook(&hook, flux_support::TOKEN);
+        let r = push(&mut revision);
+        wait_revision(client, ns, r, ONE_INTERVAL).await;
+        interval_becomes(client, ns, "5m", ONE_INTERVAL).await;
+    }
+    (before, after, before_budget, after_budget)
 }
 
 /// Measure 2: Image to deploy with a profile: a new tag in the registry, no scan requested; the
@@ -647,6 +748,20 @@ async fn main() {
                 "tuned (Webhook, imageScan 1m, no scan requested)",
                 &image,
                 &budget,
+            );
+        },
+        async {
+            let (before, after, before_budget, after_budget) =
+                commit_to_deploy_webhooks_lost(&client, &lp).await;
+            row(
+                "commit to deploy, every Git webhook lost, before the fallback (Webhook, GitRepository backstop 5m: 1h scaled down)",
+                &before,
+                &format!("webhookLost {before_budget}"),
+            );
+            row(
+                "commit to deploy, every Git webhook lost, after the fallback engaged (GitRepository 1m)",
+                &after,
+                &format!("webhookLost {after_budget}"),
             );
         },
         async {

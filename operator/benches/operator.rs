@@ -1,25 +1,31 @@
-//! The operator's speed and memory on the real control plane: apply-to-Ready latency, API requests
-//! per no-op reconcile, RSS idle and with 100 profiles, and the renderer's time for the samples.
+//! The operator's speed and memory on the real control plane: apply-to-Applied latency, API requests
+//! per no-op reconcile, RSS idle and with 100 profiles, and the renderer's time for the samples;
+//! then the scale case: 1000 profiles in 10 namespaces against the floor of a plain client
+//! applying the same 8000 objects, requests per profile, RSS, and a restart that writes nothing.
 //! Run with `bash e2e/bench.sh`; results go to docs/benchmarks.md by hand.
+//! `FLUXTUNE_BENCH_ONLY=sequential|scale` runs one part; `FLUXTUNE_BENCH_SCALE_PER_NAMESPACE`
+//! (default 100) and `FLUXTUNE_BENCH_MAX_CONCURRENT_RECONCILES` (default: the operator's) vary
+//! the scale case.
 
 #[path = "../tests/e2e/support.rs"]
 #[allow(dead_code)]
 mod support;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use fluxtune::{
     api::FluxProfile,
-    render::{self, Capabilities, validate::Validator},
+    render::{self, Capabilities, names, validate::Validator},
 };
-use futures::StreamExt;
+use futures::{StreamExt, stream};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::{
-    Api, ResourceExt,
-    api::{Patch, PatchParams},
+    Api, Client, ResourceExt,
+    api::{DeleteParams, DynamicObject, Patch, PatchParams},
     runtime::{WatchStreamExt, watcher},
 };
 use serde_json::json;
@@ -55,9 +61,21 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main]
 async fn main() {
-    render_samples();
-
+    let only = std::env::var("FLUXTUNE_BENCH_ONLY").ok();
     let client = support::client().await;
+    if only.as_deref() != Some("scale") {
+        render_samples();
+        sequential(&client).await;
+    }
+    if only.as_deref() != Some("sequential") {
+        scale(&client).await;
+    }
+}
+
+/// 100 profiles applied one after another to a namespaced operator; the namespace is deleted
+/// afterwards, so the scale case starts on an empty cluster.
+async fn sequential(client: &Client) {
+    let client = client.clone();
     let ns = support::namespace(&client, "bench").await;
     support::webhook_secret(&client, &ns, "hook", "bench-token").await;
     let op = Operator::start(&ns, "bench");
@@ -66,21 +84,22 @@ async fn main() {
     let pid = op.pid().unwrap();
     let idle = rss_kib(pid);
 
-    // Record when each profile first reports Ready for its generation, from a watch.
+    // Record when each profile first reports Applied for its generation, from a watch. (Ready
+    // means delivered: it needs the Flux controllers, which this control plane does not run.)
     let api: Api<FluxProfile> = Api::namespaced(client.clone(), &ns);
-    let ready_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let seen = ready_at.clone();
+    let applied_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let seen = applied_at.clone();
     let watch = tokio::spawn(
         watcher(api.clone(), watcher::Config::default())
             .applied_objects()
             .for_each(move |p| {
                 if let Ok(p) = p {
                     let status = p.status.clone().unwrap_or_default();
-                    let ready = status
+                    let applied = status
                         .conditions
                         .iter()
-                        .any(|c| c.type_ == "Ready" && c.status == "True");
-                    if ready && status.observed_generation == p.metadata.generation {
+                        .any(|c| c.type_ == "Applied" && c.status == "True");
+                    if applied && status.observed_generation == p.metadata.generation {
                         seen.lock()
                             .unwrap()
                             .entry(p.name_any())
@@ -100,10 +119,10 @@ async fn main() {
         api.patch(&name, &PatchParams::apply("bench"), &Patch::Apply(&doc))
             .await
             .unwrap();
-        let done = eventually(&format!("{name} Ready"), PATIENCE, || {
-            let ready_at = ready_at.clone();
+        let done = eventually(&format!("{name} Applied"), PATIENCE, || {
+            let applied_at = applied_at.clone();
             let name = name.clone();
-            async move { ready_at.lock().unwrap().get(&name).copied() }
+            async move { applied_at.lock().unwrap().get(&name).copied() }
         })
         .await;
         latencies.push(done - started);
@@ -144,7 +163,7 @@ async fn main() {
     let writes = delta("POST") + delta("PUT") + delta("PATCH") + delta("DELETE");
     watch.abort();
 
-    println!("apply-to-Ready over {PROFILES} profiles (8 Flux objects each, sequential):");
+    println!("apply-to-Applied over {PROFILES} profiles (8 Flux objects each, sequential):");
     println!(
         "  p50 {:?}  p90 {:?}  max {:?}",
         percentile(&latencies, 0.5),
@@ -160,6 +179,332 @@ async fn main() {
         "operator RSS: idle {:.1} MiB, with {PROFILES} profiles {:.1} MiB",
         idle as f64 / 1024.0,
         loaded as f64 / 1024.0
+    );
+    drop(op);
+    delete_namespaces(&client, &[ns]).await;
+}
+
+async fn delete_namespaces(client: &Client, namespaces: &[String]) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    for ns in namespaces {
+        api.delete(ns, &DeleteParams::default()).await.unwrap();
+    }
+    for ns in namespaces {
+        eventually(
+            &format!("namespace {ns} deleted"),
+            10 * PATIENCE,
+            || async { api.get_opt(ns).await.unwrap().is_none().then_some(()) },
+        )
+        .await;
+    }
+}
+
+const SCALE_NAMESPACES: usize = 10;
+
+/// The plain client's requests in flight (also when the benchmark creates the profiles): the
+/// operator's default `--max-concurrent-reconciles` unless `FLUXTUNE_BENCH_CLIENT_CONCURRENCY`
+/// says otherwise. A reconcile sends its requests one after another, so both keep as many
+/// requests in flight.
+fn client_concurrency() -> usize {
+    std::env::var("FLUXTUNE_BENCH_CLIENT_CONCURRENCY")
+        .map(|v| v.parse().expect("a number"))
+        .unwrap_or(8)
+}
+
+fn scale_profile(ns: &str, i: usize) -> serde_json::Value {
+    json!({"apiVersion": "fluxtune.dev/v1alpha1", "kind": "FluxProfile",
+           "metadata": {"name": format!("p{i}"), "namespace": ns}, "spec": spec(i)})
+}
+
+/// Server-side applies `objects` as a plain client would, `client_concurrency()` at a time; with
+/// `read_first`, each after a GET of it, as the operator does for an object its cache lacks.
+async fn apply_all(
+    client: &Client,
+    manager: &str,
+    objects: Vec<DynamicObject>,
+    read_first: bool,
+) -> Duration {
+    let started = Instant::now();
+    let params = PatchParams::apply(manager).force();
+    stream::iter(objects)
+        .map(|obj| {
+            let params = params.clone();
+            async move {
+                let types = obj.types.clone().expect("apiVersion and kind");
+                let kind = fluxtune::flux::FluxKind::from_kind(&types.kind);
+                let ar = match kind {
+                    Some(kind) => kind.api_resource(),
+                    None => kube::api::ApiResource::erase::<FluxProfile>(&()),
+                };
+                let api: Api<DynamicObject> =
+                    Api::namespaced_with(client.clone(), &obj.namespace().unwrap(), &ar);
+                if read_first {
+                    api.get_opt(&obj.name_any()).await.unwrap();
+                }
+                api.patch(&obj.name_any(), &params, &Patch::Apply(&obj))
+                    .await
+                    .unwrap_or_else(|e| panic!("apply {}: {e}", obj.name_any()));
+            }
+        })
+        .buffer_unordered(client_concurrency())
+        .collect::<Vec<_>>()
+        .await;
+    started.elapsed()
+}
+
+/// The floor: the Flux objects of `per_ns` profiles in each of `SCALE_NAMESPACES` new namespaces,
+/// rendered as the operator renders them, applied by a plain client. Their managed-by label is
+/// another value, so the operator neither caches nor reconciles them.
+async fn floor(
+    client: &Client,
+    per_ns: usize,
+    caps: &Capabilities,
+    read_first: bool,
+) -> (Duration, usize) {
+    let mut objects = Vec::new();
+    for _ in 0..SCALE_NAMESPACES {
+        let ns = support::namespace(client, "floor").await;
+        for i in 0..per_ns {
+            let profile: FluxProfile = serde_json::from_value(scale_profile(&ns, i)).unwrap();
+            for object in render::render(&profile, caps).objects {
+                let mut object = object.to_dynamic();
+                object
+                    .labels_mut()
+                    .insert(names::MANAGED_BY_LABEL.into(), "bench-floor".into());
+                objects.push(object);
+            }
+        }
+    }
+    let count = objects.len();
+    (
+        apply_all(client, "bench-floor", objects, read_first).await,
+        count,
+    )
+}
+
+struct Sample {
+    text: String,
+    rss_kib: u64,
+    peak_kib: u64,
+    cpu_seconds: f64,
+}
+
+impl Sample {
+    async fn of(op: &Operator) -> Sample {
+        let pid = op.pid().unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0)
+        };
+        // utime and stime, in clock ticks (100 per second on Linux).
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+        let ticks: Vec<f64> = after_name
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        Sample {
+            text: op.metrics().await,
+            rss_kib: field("VmRSS:"),
+            peak_kib: field("VmHWM:"),
+            cpu_seconds: ticks.iter().sum::<f64>() / 100.0,
+        }
+    }
+
+    fn requests(&self, method: &str) -> u64 {
+        metric(
+            &self.text,
+            "fluxtune_kube_requests_total",
+            &format!("method=\"{method}\""),
+        )
+    }
+
+    fn writes(&self) -> u64 {
+        ["POST", "PUT", "PATCH", "DELETE"]
+            .iter()
+            .map(|m| self.requests(m))
+            .sum()
+    }
+
+    fn reconciles(&self) -> u64 {
+        metric(&self.text, "fluxtune_reconciles_total", "")
+    }
+}
+
+/// Waits until the operator's reconcile count reaches `at_least` and then stays the same for
+/// 5 s: the watch events of its own writes have been handled.
+async fn settled(op: &Operator, at_least: u64) -> Sample {
+    let mut last = (0, Instant::now());
+    loop {
+        let n = metric(&op.metrics().await, "fluxtune_reconciles_total", "");
+        if n != last.0 {
+            last = (n, Instant::now());
+        } else if n >= at_least && last.1.elapsed() >= Duration::from_secs(5) {
+            return Sample::of(op).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+async fn scale(client: &Client) {
+    let per_ns: usize = std::env::var("FLUXTUNE_BENCH_SCALE_PER_NAMESPACE")
+        .map(|v| v.parse().expect("a number"))
+        .unwrap_or(100);
+    let profiles = SCALE_NAMESPACES * per_ns;
+    let mut extra = Vec::new();
+    if let Ok(n) = std::env::var("FLUXTUNE_BENCH_MAX_CONCURRENT_RECONCILES") {
+        extra = vec!["--max-concurrent-reconciles".to_string(), n];
+    }
+    let caps = fluxtune::capabilities::detect(client).await.unwrap().caps;
+
+    // The floor first, on a cluster holding nothing of the operator's yet.
+    let (floor_before, objects) = floor(client, per_ns, &caps, false).await;
+    // What the operator's GET of each object it has not created yet costs on top.
+    let (floor_reading, _) = floor(client, per_ns, &caps, true).await;
+
+    // The profiles wait, the operator stopped, as after an outage or at a first install.
+    let mut namespaces = Vec::new();
+    let mut docs = Vec::new();
+    for _ in 0..SCALE_NAMESPACES {
+        let ns = support::namespace(client, "scale").await;
+        support::webhook_secret(client, &ns, "hook", "bench-token").await;
+        docs.extend((0..per_ns).map(|i| scale_profile(&ns, i)));
+        namespaces.push(ns);
+    }
+    let docs = docs
+        .into_iter()
+        .map(|d| serde_json::from_value(d).unwrap())
+        .collect();
+    let created = apply_all(client, "bench", docs, false).await;
+
+    // When each profile is first Applied for its generation, from a watch.
+    let ours: HashSet<String> = namespaces.iter().cloned().collect();
+    let applied: Arc<Mutex<HashSet<(String, String)>>> = Arc::default();
+    let seen = applied.clone();
+    let watch = tokio::spawn(
+        watcher(
+            Api::<FluxProfile>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .applied_objects()
+        .for_each(move |p| {
+            if let Ok(p) = p {
+                let status = p.status.clone().unwrap_or_default();
+                let done = status
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == "Applied" && c.status == "True")
+                    && status.observed_generation == p.metadata.generation;
+                let ns = p.namespace().unwrap_or_default();
+                if done && ours.contains(&ns) {
+                    seen.lock().unwrap().insert((ns, p.name_any()));
+                }
+            }
+            futures::future::ready(())
+        }),
+    );
+
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let started = Instant::now();
+    let mut op = Operator::start_cluster_wide("scale", &extra);
+    eventually(
+        &format!("{profiles} profiles Applied"),
+        Duration::from_secs(3600),
+        || async { (applied.lock().unwrap().len() == profiles).then_some(()) },
+    )
+    .await;
+    let all_applied = started.elapsed();
+    watch.abort();
+    let at_applied = Sample::of(&op).await;
+    let after = settled(&op, profiles as u64).await;
+    let took_settled = started.elapsed();
+
+    // A restart: every profile is reconciled again and finds nothing to do.
+    let restarted = Instant::now();
+    op.restart();
+    op.wait_ready().await;
+    let ready_in = restarted.elapsed();
+    let restart = settled(&op, profiles as u64).await;
+    let restart_settled = restarted.elapsed() - Duration::from_secs(5);
+    drop(op);
+
+    let (floor_after, _) = floor(client, per_ns, &caps, false).await;
+    let floor_mean = (floor_before + floor_after) / 2;
+
+    let per = |s: &Sample, m: &str| s.requests(m) as f64 / profiles as f64;
+    println!(
+        "scale: {profiles} profiles in {SCALE_NAMESPACES} namespaces, {objects} Flux objects; operator {}",
+        if extra.is_empty() {
+            "with its defaults".to_string()
+        } else {
+            extra.join(" ")
+        }
+    );
+    let at_a_time = client_concurrency();
+    println!(
+        "  floor, a plain client applying the {objects} objects {at_a_time} at a time: {:.1} s before, {:.1} s after ({:.0} objects/s)",
+        floor_before.as_secs_f64(),
+        floor_after.as_secs_f64(),
+        objects as f64 / floor_mean.as_secs_f64()
+    );
+    println!(
+        "  the same client reading each object before applying it: {:.1} s = {:.2}x the floor's mean",
+        floor_reading.as_secs_f64(),
+        floor_reading.as_secs_f64() / floor_mean.as_secs_f64()
+    );
+    println!(
+        "  creating the {profiles} profiles ({at_a_time} at a time, operator stopped): {:.1} s",
+        created.as_secs_f64()
+    );
+    println!(
+        "  operator start to every profile Applied (observedGeneration current): {:.1} s = {:.2}x the floor's mean; settled after {:.1} s",
+        all_applied.as_secs_f64(),
+        all_applied.as_secs_f64() / floor_mean.as_secs_f64(),
+        took_settled.as_secs_f64() - 5.0
+    );
+    for (when, s) in [("at all Applied", &at_applied), ("settled", &after)] {
+        println!(
+            "  requests per profile {when}: GET {:.2}, POST {:.2}, PATCH {:.2}, PUT {:.2}, DELETE {:.2}; reconciles {} ({:.2} per profile), at most {} at once",
+            per(s, "GET"),
+            per(s, "POST"),
+            per(s, "PATCH"),
+            per(s, "PUT"),
+            per(s, "DELETE"),
+            s.reconciles(),
+            s.reconciles() as f64 / profiles as f64,
+            metric(&s.text, "fluxtune_reconciles_in_flight_max", ""),
+        );
+    }
+    println!(
+        "  operator RSS: {:.1} MiB at all Applied, {:.1} MiB settled, peak {:.1} MiB; CPU {:.1} s",
+        mib(at_applied.rss_kib),
+        mib(after.rss_kib),
+        mib(after.peak_kib),
+        after.cpu_seconds
+    );
+    println!(
+        "  restart with {profiles} profiles: ready after {:.1} s, settled after {:.1} s; {} reconciles, writes {} (POST {}, PUT {}, PATCH {}, DELETE {}), GETs {}; RSS {:.1} MiB, peak {:.1} MiB",
+        ready_in.as_secs_f64(),
+        restart_settled.as_secs_f64(),
+        restart.reconciles(),
+        restart.writes(),
+        restart.requests("POST"),
+        restart.requests("PUT"),
+        restart.requests("PATCH"),
+        restart.requests("DELETE"),
+        restart.requests("GET"),
+        mib(restart.rss_kib),
+        mib(restart.peak_kib),
     );
 }
 

@@ -16,12 +16,28 @@ use crate::{
 /// the budget report for stderr; any invalid input fails the whole call, so stdout stays empty.
 /// Errors come one per line, each naming its file, document and field.
 pub fn render_files(files: &[PathBuf], caps: &Capabilities) -> Result<(String, String), String> {
-    let validator = Validator::new();
+    let inputs = files
+        .iter()
+        .map(|file| {
+            let name = file.display().to_string();
+            read(file)
+                .map(|text| (name.clone(), text))
+                .map_err(|e| format!("{name}: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    render_inputs(&Validator::new(), &inputs, caps)
+}
+
+/// [`render_files`] once the files are read: `inputs` are (file name, text) pairs.
+pub fn render_inputs(
+    validator: &Validator,
+    inputs: &[(String, String)],
+    caps: &Capabilities,
+) -> Result<(String, String), String> {
     let mut profiles = Vec::new();
     let mut errors = Vec::new();
-    for file in files {
-        let text = read(file).map_err(|e| format!("{}: {e}", file.display()))?;
-        match validator.profiles_from_yaml(&text) {
+    for (file, text) in inputs {
+        match validator.profiles_from_yaml(text) {
             Ok(found) => profiles.extend(found),
             Err(InputError::Invalid {
                 index,
@@ -29,9 +45,9 @@ pub fn render_files(files: &[PathBuf], caps: &Capabilities) -> Result<(String, S
             }) => errors.extend(
                 found
                     .iter()
-                    .map(|e| format!("{}: document {index}: {e}", file.display())),
+                    .map(|e| format!("{file}: document {index}: {e}")),
             ),
-            Err(e) => errors.push(format!("{}: {e}", file.display())),
+            Err(e) => errors.push(format!("{file}: {e}")),
         }
     }
     if !errors.is_empty() {

@@ -1,18 +1,21 @@
 //! `fluxtune run`: wires the watches, leader election, the HTTP endpoints and the reconciler.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     hash::{DefaultHasher, Hash, Hasher},
     net::SocketAddr,
     sync::{Arc, atomic::Ordering},
+    time::Duration,
 };
 
-use futures::{StreamExt, future};
+use futures::{FutureExt, StreamExt, future, stream};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{
     Api, Client, Config, ResourceExt,
     api::DynamicObject,
     runtime::{
         Controller, WatchStreamExt,
+        controller::{self as runtime_controller, Action},
         events::{Recorder, Reporter},
         reflector, watcher,
     },
@@ -24,7 +27,7 @@ use crate::{
     error::{Error, Result},
     flux::FluxKind,
     http::{self, Health},
-    leader::Leadership,
+    leader::{Leadership, Lost, Renewals, Timing},
     metrics::{MethodLabels, Metrics},
     reconcile::{self, Context, Guarded},
     render::names,
@@ -39,32 +42,55 @@ pub struct RunOptions {
     pub lease_namespace: String,
     pub lease_name: String,
     pub identity: String,
+    /// The lease duration and renew deadline (`--lease-duration`, `--renew-deadline`).
+    pub election: Timing,
     pub tenancy: crate::tenancy::Tenancy,
+    /// At most this many profiles reconcile at once (kube-runtime's default is unbounded: a
+    /// restart with many profiles would send all their requests at once).
+    pub max_concurrent_reconciles: u16,
 }
 
 pub async fn run(opts: RunOptions) -> Result<()> {
+    // First: a port in use ends the process with the reason before anything else starts.
+    let listener = http::bind(opts.http_addr).await?;
     let metrics = Arc::new(Metrics::default());
-    let client = counting_client(metrics.clone()).await?;
+    metrics
+        .max_concurrent_reconciles
+        .set(opts.max_concurrent_reconciles.into());
+    let client = counting_client(metrics.clone(), None).await?;
     let health = Health {
         metrics: metrics.clone(),
         ready: Arc::default(),
     };
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(http::serve(opts.http_addr, health.clone(), async {
+    let server = tokio::spawn(http::serve(listener, health.clone(), async {
         let _ = http_stopped.await;
     }));
 
-    let install = capabilities::detect(&client).await?;
+    // At start, so that missing CRDs end the process with the reason, on a standby too.
+    let mut install = capabilities::detect(&client).await?;
     let leadership = if opts.leader_election {
-        // A standby replica is healthy and ready; it only does not reconcile.
+        // A standby replica is healthy and ready; it only does not reconcile. Once it leads, it
+        // is ready again only when its caches are filled (`controller`).
         health.ready.store(true, Ordering::Relaxed);
+        // The lease manager's own client: its successful writes are the renewals that the renew
+        // deadline counts from.
+        let (renewals, renewed) = Renewals::new();
         let lease = Leadership::acquire(
-            client.clone(),
+            counting_client(metrics.clone(), Some(renewals)).await?,
+            renewed,
             &opts.lease_namespace,
             &opts.lease_name,
             &opts.identity,
-        );
-        Some(lease.await?)
+            opts.election,
+        )
+        .await?;
+        // Not ready from the takeover until this leader's caches are filled.
+        health.ready.store(false, Ordering::Relaxed);
+        // Flux as it is now: it may have been installed or upgraded while this replica waited
+        // (the CRD watch that follows changes compares kinds only, not the fields they have).
+        install = capabilities::detect(&client).await?;
+        Some(lease)
     } else {
         None
     };
@@ -72,9 +98,13 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     let controller = controllers(client, install, metrics, &opts, health.clone());
     let result = match leadership {
         Some(mut leadership) => {
+            // Dropping the controller cancels every reconcile in flight: no write after this.
             let result = tokio::select! {
                 r = controller => r,
-                _ = leadership.lost() => Err(Error::LostLeadership),
+                lost = leadership.lost() => Err(match lost {
+                    Lost::Taken => Error::LostLeadership,
+                    Lost::RenewDeadline => Error::RenewDeadline(opts.election.renew_deadline()),
+                }),
             };
             leadership.release().await;
             result
@@ -89,7 +119,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
 /// The controller for the Flux install found, started afresh whenever the install changes (Flux
 /// installed or upgraded after fluxtune): it watches and caches each installed kind, so a new
 /// kind needs a new controller. Profiles are all reconciled again at the start; the ones already
-/// as rendered cost no write.
+/// as rendered cost no write. Failing to read the CRDs again never stops the running controller.
 async fn controllers(
     client: Client,
     mut install: capabilities::FluxInstall,
@@ -107,8 +137,7 @@ async fn controllers(
         );
         tokio::select! {
             result = running => return result,
-            changed = capabilities::changed(&client, &install) => {
-                let changed = changed?;
+            changed = install_changed(&client, &install) => {
                 info!(
                     before = ?install.kinds,
                     after = ?changed.kinds,
@@ -121,6 +150,43 @@ async fn controllers(
     }
 }
 
+/// The next Flux install that differs from `current`. Reading the CRDs again can fail (the API
+/// server restarting, etcd unavailable, the operator's RBAC being edited): the controller then goes
+/// on with the CRDs it knows, and they are read again with backoff until a read succeeds, since
+/// the watch event that asked for the read is not seen again.
+async fn install_changed(
+    client: &Client,
+    current: &capabilities::FluxInstall,
+) -> capabilities::FluxInstall {
+    loop {
+        let mut error = match capabilities::changed(client, current).await {
+            Ok(changed) => return changed,
+            Err(e) => e,
+        };
+        let mut delay = CRD_RETRY_FIRST;
+        loop {
+            warn!(
+                %error,
+                retry_in = ?delay,
+                "reading the Flux CRDs again failed; going on with the ones known"
+            );
+            tokio::time::sleep(delay).await;
+            match capabilities::detect(client).await {
+                Ok(install) if install != *current => return install,
+                Ok(_) => break,
+                Err(e) => {
+                    error = e;
+                    delay = (delay * 2).min(CRD_RETRY_MAX);
+                }
+            }
+        }
+        info!("read the Flux CRDs again: unchanged");
+    }
+}
+
+const CRD_RETRY_FIRST: Duration = Duration::from_secs(1);
+const CRD_RETRY_MAX: Duration = Duration::from_secs(60);
+
 async fn controller(
     client: Client,
     install: capabilities::FluxInstall,
@@ -128,20 +194,45 @@ async fn controller(
     opts: &RunOptions,
     health: Health,
 ) -> Result<()> {
+    // Not ready until this controller's caches are filled: at the start, after a takeover, and
+    // after a restart for new Flux CRDs (whose caches start empty).
+    health.ready.store(false, Ordering::Relaxed);
     let profiles: Api<Guarded> = scoped(&client, &opts.namespace);
     // A profile deleted outright (no finalizer) is never reconciled again: its Delete event is
     // where its metric series go.
     let (profile_store, writer) = reflector::store();
     let forget = metrics.clone();
+    // Which caches have had their first complete list, seen on each watch stream right after
+    // its reflector applied it (not with `Store::wait_until_ready`, whose readiness wakes one
+    // waiter only: the controller's runner already waits on the profiles' store).
+    let (listed, mut filled) = tokio::sync::watch::channel(BTreeSet::<&'static str>::new());
+    let profiles_listed = listed.clone();
     let profile_events = watcher(profiles, watcher::Config::default().any_semantic())
         .default_backoff()
+        .modify(|profile: &mut Guarded| match &mut profile.0 {
+            Ok(profile) => forget_field_sets(&mut profile.metadata),
+            Err(invalid) => forget_field_sets(&mut invalid.metadata),
+        })
         .reflect(writer)
-        .inspect(move |event| {
-            if let Ok(watcher::Event::Delete(p)) = event {
-                forget.forget_profile(&p.namespace().unwrap_or_default(), &p.name_any());
+        .inspect({
+            let mut known = Vanished::default();
+            move |event| {
+                let Ok(event) = event else { return };
+                // Deleted, or (after a re-list) found deleted while the watch was cut.
+                for (namespace, name) in known.follow(event, |_| ()).into_keys() {
+                    forget.forget_profile(namespace.as_deref().unwrap_or_default(), &name);
+                }
+                match event {
+                    watcher::Event::Delete(p) => {
+                        forget.forget_profile(&p.namespace().unwrap_or_default(), &p.name_any());
+                    }
+                    watcher::Event::InitDone => mark_listed(&profiles_listed, "FluxProfile"),
+                    _ => {}
+                }
             }
         })
-        .applied_objects();
+        .applied_objects()
+        .filter_map(|object| future::ready(retried("FluxProfile", object)));
     let mut controller = Controller::for_stream(profile_events, profile_store);
 
     let mut children = BTreeMap::new();
@@ -160,31 +251,42 @@ async fn controller(
                 names::MANAGED_BY
             ))
             .any_semantic();
-        let stream = reflector::reflector(writer, watcher(api, config))
+        let objects = watcher(api, config)
+            .modify(|object: &mut DynamicObject| forget_field_sets(&mut object.metadata));
+        let kind_listed = listed.clone();
+        let stream = reflector::reflector(writer, objects)
+            .inspect(move |event| {
+                if let Ok(watcher::Event::InitDone) = event {
+                    mark_listed(&kind_listed, kind.kind());
+                }
+            })
             .default_backoff()
-            .filter_map(only_changes_that_matter(kind));
+            .flat_map({
+                let mut filter = only_changes_that_matter(kind);
+                move |event| stream::iter(filter(event))
+            });
         controller = controller.owns_stream_with(stream, ar);
         children.insert(kind, reader);
     }
 
-    // The caches fill once the controller polls their watches; ready means filled.
-    let stores: Vec<_> = children.iter().map(|(k, s)| (*k, s.clone())).collect();
+    // The caches fill once the controller polls their watches; ready means filled. This waits
+    // next to the controller, in the same task: it ends with this controller, so a controller
+    // that was replaced can never mark its successor ready.
+    drop(listed);
+    let caches = children.len() + 1;
     let caches_ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let filled = caches_ready.clone();
-    tokio::spawn(async move {
-        for (kind, store) in stores {
-            if store.wait_until_ready().await.is_err() {
-                warn!(
-                    kind = kind.kind(),
-                    "a Flux object cache closed before it was filled"
-                );
-                return;
-            }
-            tracing::debug!(kind = kind.kind(), "cache filled");
+    let ready = caches_ready.clone();
+    let fill = async move {
+        if filled
+            .wait_for(|listed| listed.len() == caches)
+            .await
+            .is_ok()
+        {
+            ready.store(true, Ordering::Relaxed);
+            health.ready.store(true, Ordering::Relaxed);
+            info!("caches filled: ready");
         }
-        filled.store(true, Ordering::Relaxed);
-        health.ready.store(true, Ordering::Relaxed);
-    });
+    };
 
     let recorder = Recorder::new(
         client.clone(),
@@ -200,17 +302,67 @@ async fn controller(
         namespace = opts.namespace.as_deref().unwrap_or("<all>"),
         "reconciling FluxProfiles"
     );
-    controller
+    let run = controller
+        .with_config(
+            runtime_controller::Config::default().concurrency(opts.max_concurrent_reconciles),
+        )
         .shutdown_on_signal()
-        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .run(counted, reconcile::error_policy, ctx)
         .for_each(|result| {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "reconcile queue");
             }
             future::ready(())
-        })
-        .await;
+        });
+    tokio::select! {
+        () = run => {}
+        () = fill.then(|()| future::pending()) => {}
+    }
     Ok(())
+}
+
+/// Keeps watch errors from the controller: each watch retries on its own backoff (the watcher's
+/// `default_backoff`), while kube's controller pauses *every* watch for its trigger backoff after
+/// an error of any one. After an API server restart each watch gets its 410 Gone in turn, and the
+/// pauses added up to minutes before a profile deleted meanwhile was noticed (the fault tier's
+/// re-list scenario). Logged here instead.
+fn retried<K>(
+    watch: &'static str,
+    item: Result<K, watcher::Error>,
+) -> Option<Result<K, watcher::Error>> {
+    match item {
+        Ok(object) => Some(Ok(object)),
+        Err(error) => {
+            warn!(watch, %error, "watch error: retrying with backoff");
+            None
+        }
+    }
+}
+
+/// Records that the cache `name` had its first complete list (a re-list changes nothing).
+fn mark_listed(listed: &tokio::sync::watch::Sender<BTreeSet<&'static str>>, name: &'static str) {
+    listed.send_if_modified(|caches| {
+        let first = caches.insert(name);
+        if first {
+            tracing::debug!(cache = name, "cache filled");
+        }
+        first
+    });
+}
+
+/// The reconcile, counted in `fluxtune_reconciles_in_flight` while it runs.
+async fn counted(profile: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action> {
+    let _running = ctx.metrics.reconcile_started();
+    reconcile::reconcile(profile, ctx).await
+}
+
+/// What the caches keep of each object's managedFields: who wrote it, how and when
+/// (reconcile/trigger.rs reads the times), not which fields. Those fieldsV1 trees are most of a
+/// cached object's memory, and nothing sends a cached object back to the API server.
+fn forget_field_sets(meta: &mut ObjectMeta) {
+    for entry in meta.managed_fields.iter_mut().flatten() {
+        entry.fields_v1 = None;
+    }
 }
 
 fn scoped<K>(client: &Client, namespace: &Option<String>) -> Api<K>
@@ -228,19 +380,34 @@ where
 /// or a Ready change: an ImageRepository's status changes every scan and must not.
 /// (Not kube's `predicate_filter`: it sees objects, not events, so it would drop the Delete of an
 /// object whose last state matches what it saw before, and it has no owner-references predicate.)
+/// An object deleted while the watch was cut, which a re-list shows only by its absence, triggers
+/// its profile as a Delete would (`Vanished`).
 type WatchEvent = Result<watcher::Event<DynamicObject>, watcher::Error>;
-type Trigger = future::Ready<Option<Result<DynamicObject, watcher::Error>>>;
+type Trigger = Result<DynamicObject, watcher::Error>;
 
-fn only_changes_that_matter(kind: FluxKind) -> impl FnMut(WatchEvent) -> Trigger {
-    let mut seen: HashMap<(Option<String>, String), u64> = HashMap::new();
+fn only_changes_that_matter(kind: FluxKind) -> impl FnMut(WatchEvent) -> Vec<Trigger> {
+    let mut seen: HashMap<ObjectKey, u64> = HashMap::new();
+    // What a Delete needs to find the profile: the owner references.
+    let mut known = Vanished::default();
     move |event| {
-        let passed = match event {
-            Err(e) => Some(Err(e)),
-            Ok(watcher::Event::Delete(obj)) => {
+        let event = match event {
+            Err(e) => return retried(kind.kind(), Err(e)).into_iter().collect(),
+            Ok(event) => event,
+        };
+        let mut passed: Vec<Trigger> = known
+            .follow(&event, owner_stub)
+            .into_iter()
+            .map(|(key, stub)| {
+                seen.remove(&key);
+                Ok(stub)
+            })
+            .collect();
+        match event {
+            watcher::Event::Delete(obj) => {
                 seen.remove(&(obj.namespace(), obj.name_any()));
-                Some(Ok(obj))
+                passed.push(Ok(obj));
             }
-            Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
+            watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => {
                 let mut h = DefaultHasher::new();
                 obj.metadata.generation.hash(&mut h);
                 obj.metadata.labels.hash(&mut h);
@@ -250,17 +417,94 @@ fn only_changes_that_matter(kind: FluxKind) -> impl FnMut(WatchEvent) -> Trigger
                 crate::reconcile::status_that_wakes(kind, &obj).hash(&mut h);
                 let fingerprint = h.finish();
                 let key = (obj.namespace(), obj.name_any());
-                (seen.insert(key, fingerprint) != Some(fingerprint)).then_some(Ok(obj))
+                if seen.insert(key, fingerprint) != Some(fingerprint) {
+                    passed.push(Ok(obj));
+                }
             }
-            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+            watcher::Event::Init | watcher::Event::InitDone => {}
+        }
+        passed
+    }
+}
+
+/// An object's name, namespace and owner references: enough to trigger its owner.
+fn owner_stub(obj: &DynamicObject) -> DynamicObject {
+    DynamicObject {
+        types: obj.types.clone(),
+        metadata: ObjectMeta {
+            name: obj.metadata.name.clone(),
+            namespace: obj.metadata.namespace.clone(),
+            owner_references: obj.metadata.owner_references.clone(),
+            ..ObjectMeta::default()
+        },
+        data: serde_json::Value::Null,
+    }
+}
+
+type ObjectKey = (Option<String>, String);
+
+/// The objects a watch knows, so that those deleted while it was not watching are noticed: after
+/// a 410 Gone (the resourceVersion it resumes from was compacted away, or the API server restarted
+/// and its watch cache begins later), kube's watcher lists again, and the list shows only what
+/// exists. It emits no Delete for what vanished in between, and the store just swaps its contents.
+struct Vanished<V> {
+    known: HashMap<ObjectKey, V>,
+    /// The keys of the list in progress (between Init and InitDone).
+    listing: HashSet<ObjectKey>,
+}
+
+impl<V> Default for Vanished<V> {
+    fn default() -> Self {
+        Vanished {
+            known: HashMap::new(),
+            listing: HashSet::new(),
+        }
+    }
+}
+
+impl<V> Vanished<V> {
+    /// Follows one watch event, keeping `keep(object)` per object; returns, at the end of a list,
+    /// what was known before and is not in it: the objects deleted while nobody watched.
+    fn follow<K: kube::Resource>(
+        &mut self,
+        event: &watcher::Event<K>,
+        keep: impl Fn(&K) -> V,
+    ) -> HashMap<ObjectKey, V> {
+        let key = |obj: &K| {
+            (
+                obj.meta().namespace.clone(),
+                obj.meta().name.clone().unwrap_or_default(),
+            )
         };
-        future::ready(passed)
+        match event {
+            watcher::Event::Init => self.listing.clear(),
+            watcher::Event::InitApply(obj) => {
+                self.listing.insert(key(obj));
+                self.known.insert(key(obj), keep(obj));
+            }
+            watcher::Event::InitDone => {
+                let listed = std::mem::take(&mut self.listing);
+                let (kept, vanished) = std::mem::take(&mut self.known)
+                    .into_iter()
+                    .partition(|(key, _)| listed.contains(key));
+                self.known = kept;
+                return vanished;
+            }
+            watcher::Event::Apply(obj) => {
+                self.known.insert(key(obj), keep(obj));
+            }
+            watcher::Event::Delete(obj) => {
+                self.known.remove(&key(obj));
+            }
+        }
+        HashMap::new()
     }
 }
 
 /// A client that counts every request by HTTP method, so "a no-op reconcile writes nothing" is
-/// observable on /metrics.
-async fn counting_client(metrics: Arc<Metrics>) -> Result<Client> {
+/// observable on /metrics; with `renewals` (the lease manager's client), one that also records
+/// its successful writes.
+async fn counting_client(metrics: Arc<Metrics>, renewals: Option<Renewals>) -> Result<Client> {
     let config = Config::infer()
         .await
         .map_err(|e| Error::Config(e.to_string()))?;
@@ -274,8 +518,123 @@ async fn counting_client(metrics: Arc<Metrics>) -> Result<Client> {
                 .inc();
             req
         });
-    Ok(kube::client::ClientBuilder::try_from(config)
+    let builder = kube::client::ClientBuilder::try_from(config)
         .map_err(|e| Error::Config(e.to_string()))?
-        .with_layer(&count)
-        .build())
+        .with_layer(&count);
+    Ok(match renewals {
+        Some(renewals) => builder.with_layer(&renewals).build(),
+        None => builder.build(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn child(name: &str, owner_uid: &str, generation: i64) -> DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+            "metadata": {"name": name, "namespace": "ns", "generation": generation,
+                "ownerReferences": [{"apiVersion": "fluxtune.dev/v1alpha1", "kind": "FluxProfile",
+                    "name": "p", "uid": owner_uid, "controller": true}]},
+            "spec": {"interval": "1h"}
+        }))
+        .unwrap()
+    }
+
+    fn names(triggers: Vec<Trigger>) -> Vec<String> {
+        triggers
+            .into_iter()
+            .map(|t| t.unwrap().name_any())
+            .collect()
+    }
+
+    #[test]
+    fn a_child_deleted_while_the_watch_was_cut_triggers_its_profile_after_the_re_list() {
+        use watcher::Event::*;
+        let mut filter = only_changes_that_matter(FluxKind::GitRepository);
+        let mut step = |event| names(filter(Ok(event)));
+        assert!(step(Init).is_empty());
+        assert_eq!(step(InitApply(child("a", "u1", 1))), ["a"]);
+        assert_eq!(step(InitApply(child("b", "u2", 1))), ["b"]);
+        assert!(step(InitDone).is_empty());
+        assert_eq!(step(Apply(child("c", "u3", 1))), ["c"]);
+        // 410 Gone: the watcher lists again; b and c were deleted meanwhile, a is unchanged.
+        assert!(step(Init).is_empty());
+        assert!(
+            step(InitApply(child("a", "u1", 1))).is_empty(),
+            "nothing new"
+        );
+        let mut vanished = filter(Ok(InitDone))
+            .into_iter()
+            .map(|t| t.unwrap())
+            .collect::<Vec<_>>();
+        vanished.sort_by_key(|o| o.name_any());
+        assert_eq!(
+            vanished
+                .iter()
+                .map(ResourceExt::name_any)
+                .collect::<Vec<_>>(),
+            ["b", "c"]
+        );
+        // Each with what the controller maps to the profile: its owner reference.
+        assert_eq!(vanished[0].owner_references()[0].uid, "u2");
+        assert_eq!(vanished[1].owner_references()[0].uid, "u3");
+        // Created again with the same generation: a change, not a repeat.
+        assert_eq!(names(filter(Ok(Apply(child("b", "u2", 1))))), ["b"]);
+        // A later re-list finds nothing else gone.
+        assert!(names(filter(Ok(Init))).is_empty());
+        for name in ["a", "b"] {
+            let uid = if name == "a" { "u1" } else { "u2" };
+            assert!(names(filter(Ok(InitApply(child(name, uid, 1))))).is_empty());
+        }
+        assert!(names(filter(Ok(InitDone))).is_empty());
+    }
+
+    #[test]
+    fn a_deleted_object_seen_as_deleted_is_not_reported_again_by_the_re_list() {
+        use watcher::Event::*;
+        let mut known = Vanished::default();
+        for event in [
+            Init,
+            InitApply(child("a", "u1", 1)),
+            InitApply(child("b", "u2", 1)),
+            InitDone,
+        ] {
+            assert!(known.follow(&event, |_| ()).is_empty());
+        }
+        assert!(
+            known
+                .follow(&Delete(child("b", "u2", 1)), |_| ())
+                .is_empty()
+        );
+        assert!(known.follow(&Init::<DynamicObject>, |_| ()).is_empty());
+        assert!(
+            known
+                .follow(&InitDone::<DynamicObject>, |_| ())
+                .into_keys()
+                .eq([(Some("ns".to_string()), "a".to_string())])
+        );
+    }
+
+    #[test]
+    fn cached_objects_keep_who_wrote_them_and_when_but_not_the_field_sets() {
+        let mut object: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+            "metadata": {"name": "c1", "managedFields": [{
+                "manager": "fluxtune", "operation": "Apply", "apiVersion": "v1",
+                "time": "2026-12-03T01:00:00Z", "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:spec": {"f:interval": {}}}
+            }]}
+        }))
+        .unwrap();
+        forget_field_sets(&mut object.metadata);
+        let entry = &object.metadata.managed_fields.unwrap()[0];
+        assert_eq!(entry.manager.as_deref(), Some("fluxtune"));
+        assert_eq!(
+            entry.time.as_ref().map(|t| t.0.to_string()).as_deref(),
+            Some("2026-12-03T01:00:00Z")
+        );
+        assert!(entry.fields_v1.is_none());
+    }
 }

@@ -10,6 +10,10 @@ pub enum Error {
     ProfileCrdMissing,
     #[error("lost the leader lease; exiting so a fresh process can rejoin the election")]
     LostLeadership,
+    #[error(
+        "could not renew the leader lease within --renew-deadline ({0:?}): stopped reconciling before the lease could pass to another replica; exiting so a fresh process can rejoin the election"
+    )]
+    RenewDeadline(std::time::Duration),
     #[error("leader election: {0}")]
     Lease(#[from] kube_lease_manager::LeaseManagerError),
     #[error("kubeconfig: {0}")]
@@ -57,7 +61,7 @@ impl Error {
             Error::Kube(kube::Error::Api(_)) => "api",
             Error::Kube(_) => "transport",
             Error::ProfileCrdMissing => "profile_crd_missing",
-            Error::LostLeadership | Error::Lease(_) => "lease",
+            Error::LostLeadership | Error::RenewDeadline(_) | Error::Lease(_) => "lease",
             Error::Config(_) => "config",
             Error::Http(_) => "http",
         }

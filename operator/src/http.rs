@@ -9,18 +9,35 @@ use std::{
 };
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use tokio::net::TcpListener;
 
-use crate::{error::Result, metrics::Metrics};
+use crate::{
+    error::{Error, Result},
+    metrics::Metrics,
+};
 
 #[derive(Clone)]
 pub struct Health {
     pub metrics: Arc<Metrics>,
-    /// Set once the caches are filled (or the replica is a ready standby).
+    /// True while the replica is a standby waiting for the lease, or leads and every cache of
+    /// its current controller (the profiles' and each Flux kind's) is filled; false while a
+    /// controller starts or restarts (a takeover, Flux's CRDs changed).
     pub ready: Arc<AtomicBool>,
 }
 
+/// Binds `--http-addr` before anything else starts: a port already in use ends the process at
+/// once, with the address and the reason, instead of an operator running without health checks.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        Error::Http(std::io::Error::new(
+            e.kind(),
+            format!("cannot listen on --http-addr {addr}: {e}"),
+        ))
+    })
+}
+
 pub async fn serve(
-    addr: SocketAddr,
+    listener: TcpListener,
     health: Health,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
@@ -29,7 +46,7 @@ pub async fn serve(
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .with_state(health);
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use fluxtune::{
     api, cli,
     controller::{self, RunOptions},
+    leader::Timing,
     render::Capabilities,
     telemetry::{self, LogFormat},
 };
@@ -49,11 +50,28 @@ struct Run {
     lease_namespace: Option<String>,
     #[arg(long, default_value = "fluxtune-leader")]
     lease_name: String,
+    /// How long a standby waits after the leader's last renewal before it takes the lease
+    /// (whole seconds; client-go's default).
+    #[arg(long, env = "FLUXTUNE_LEASE_DURATION", default_value = "15s", value_parser = seconds)]
+    lease_duration: std::time::Duration,
+    /// How long the leader goes on without a successful renewal: shorter than the lease duration,
+    /// so it stops reconciling (and exits) before another replica can take the lease.
+    #[arg(long, env = "FLUXTUNE_RENEW_DEADLINE", default_value = "10s", value_parser = seconds)]
+    renew_deadline: std::time::Duration,
     /// This replica's identity in the election (default: the pod name, else host and pid).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
     #[arg(long, env = "FLUXTUNE_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// At most this many FluxProfiles reconcile at once (1-65535), so a start with many profiles
+    /// does not burst the API server.
+    #[arg(
+        long,
+        env = "FLUXTUNE_MAX_CONCURRENT_RECONCILES",
+        default_value_t = 8,
+        value_parser = clap::value_parser!(u16).range(1..)
+    )]
+    max_concurrent_reconciles: u16,
     /// ServiceAccount (in the profile's namespace) that kustomize-controller impersonates for
     /// profiles that set no spec.apply.serviceAccountName, like Flux's --default-service-account.
     #[arg(long, env = "FLUXTUNE_DEFAULT_SERVICE_ACCOUNT", value_parser = clap::builder::NonEmptyStringValueParser::new())]
@@ -109,6 +127,13 @@ fn main() -> ExitCode {
         }
         Command::Run(run) => {
             telemetry::init(run.log_format);
+            let election = match Timing::new(run.lease_duration, run.renew_deadline) {
+                Ok(election) => election,
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    return ExitCode::FAILURE;
+                }
+            };
             let opts = RunOptions {
                 lease_namespace: run
                     .lease_namespace
@@ -119,6 +144,8 @@ fn main() -> ExitCode {
                 http_addr: run.http_addr,
                 leader_election: run.leader_election,
                 lease_name: run.lease_name,
+                election,
+                max_concurrent_reconciles: run.max_concurrent_reconciles,
                 tenancy: fluxtune::tenancy::Tenancy {
                     default_service_account: run.default_service_account,
                     source_url_prefixes: run.allowed_source_url_prefixes,
@@ -143,7 +170,68 @@ fn main() -> ExitCode {
     }
 }
 
+/// "15s" or "15": whole seconds.
+fn seconds(value: &str) -> Result<std::time::Duration, String> {
+    value
+        .strip_suffix('s')
+        .unwrap_or(value)
+        .parse::<u64>()
+        .map(std::time::Duration::from_secs)
+        .map_err(|_| format!("{value:?} is not a number of seconds such as 15s"))
+}
+
 fn default_identity() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     format!("{}-{}", host.trim(), std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_flags(args: &[&str]) -> Result<Box<Run>, clap::Error> {
+        let argv = ["fluxtune", "run"].iter().chain(args);
+        match Args::try_parse_from(argv)?.command {
+            Command::Run(run) => Ok(run),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn the_election_defaults_are_client_gos_and_the_deadline_comes_before_the_lease_ends() {
+        let run = run_flags(&[]).unwrap();
+        assert_eq!(
+            Timing::new(run.lease_duration, run.renew_deadline),
+            Ok(Timing::DEFAULT)
+        );
+        let run = run_flags(&["--lease-duration", "8s", "--renew-deadline", "5"]).unwrap();
+        let timing = Timing::new(run.lease_duration, run.renew_deadline).unwrap();
+        assert_eq!(
+            (
+                timing.lease_duration().as_secs(),
+                timing.renew_deadline().as_secs()
+            ),
+            (8, 5)
+        );
+        let run = run_flags(&["--renew-deadline", "15s"]).unwrap();
+        assert!(Timing::new(run.lease_duration, run.renew_deadline).is_err());
+        assert!(run_flags(&["--lease-duration", "1m"]).is_err());
+    }
+
+    #[test]
+    fn reconcile_concurrency_is_bounded_by_default_and_never_unbounded() {
+        assert_eq!(run_flags(&[]).unwrap().max_concurrent_reconciles, 8);
+        assert_eq!(
+            run_flags(&["--max-concurrent-reconciles", "2"])
+                .unwrap()
+                .max_concurrent_reconciles,
+            2
+        );
+        // kube-runtime reads 0 as "unbounded".
+        let refused = run_flags(&["--max-concurrent-reconciles", "0"]).map(|_| ());
+        assert_eq!(
+            refused.map_err(|e| e.kind()),
+            Err(clap::error::ErrorKind::ValueValidation)
+        );
+    }
 }

@@ -1,6 +1,9 @@
 //! Prometheus metrics, served on /metrics.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
 
 use crate::render::budget::Budget;
 
@@ -86,6 +89,12 @@ pub struct Metrics {
     pub webhooks_missed: Family<MissedLabels, Counter>,
     /// 1 while the missed-webhook fallback polls at the Poll class's interval.
     pub webhook_fallback: Family<ProfileLabels, Gauge>,
+    /// Reconciles running now; never above `max_concurrent_reconciles`.
+    pub reconciles_in_flight: Gauge,
+    /// The most reconciles that ran at once since the process started.
+    pub reconciles_in_flight_max: Gauge,
+    /// The bound of `--max-concurrent-reconciles`.
+    pub max_concurrent_reconciles: Gauge,
     pub registry: Registry,
 }
 
@@ -170,6 +179,21 @@ impl Metrics {
                 "webhook_fallback",
                 "1 while missed webhooks have shortened the source's interval to the Poll class's",
             ),
+            reconciles_in_flight: registered(
+                r,
+                "reconciles_in_flight",
+                "FluxProfile reconciles running now",
+            ),
+            reconciles_in_flight_max: registered(
+                r,
+                "reconciles_in_flight_max",
+                "The most FluxProfile reconciles that ran at once since the process started",
+            ),
+            max_concurrent_reconciles: registered(
+                r,
+                "max_concurrent_reconciles",
+                "The bound on reconciles running at once (--max-concurrent-reconciles)",
+            ),
             registry,
         }
     }
@@ -192,6 +216,16 @@ impl Metrics {
         if let Some(reason) = error {
             self.errors.get_or_create(&ReasonLabels { reason }).inc();
         }
+    }
+
+    /// Counts a reconcile as running until the returned guard is dropped (also when the reconcile
+    /// is cancelled at shutdown).
+    pub fn reconcile_started(self: &Arc<Self>) -> InFlight {
+        let now = self.reconciles_in_flight.inc() + 1;
+        self.reconciles_in_flight_max
+            .inner()
+            .fetch_max(now, Ordering::Relaxed);
+        InFlight(self.clone())
     }
 
     /// The profile's latency budget as gauges, one per path and bound.
@@ -277,6 +311,15 @@ impl Metrics {
     }
 }
 
+/// A running reconcile, for [`Metrics::reconcile_started`].
+pub struct InFlight(Arc<Metrics>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.reconciles_in_flight.dec();
+    }
+}
+
 const PATHS: [&str; 2] = ["commit_to_deploy", "image_to_deploy"];
 const MISSED_KINDS: [&str; 2] = ["GitRepository", "ImageRepository"];
 
@@ -316,4 +359,30 @@ fn budget_series(b: &Budget) -> [(&'static str, &'static str, Duration); 4] {
         ("commit_to_deploy", "expected", b.commit_to_deploy.expected),
         ("commit_to_deploy", "worst", b.commit_to_deploy.worst),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconciles_in_flight_and_their_high_water_mark() {
+        let metrics = Arc::new(Metrics::default());
+        let text = metrics.encode();
+        for series in [
+            "fluxtune_reconciles_in_flight 0",
+            "fluxtune_reconciles_in_flight_max 0",
+            "fluxtune_max_concurrent_reconciles 0",
+        ] {
+            assert!(text.contains(series), "{series} missing from\n{text}");
+        }
+        let a = metrics.reconcile_started();
+        let b = metrics.reconcile_started();
+        drop(a);
+        let c = metrics.reconcile_started();
+        assert_eq!(metrics.reconciles_in_flight.get(), 2);
+        drop((b, c));
+        assert_eq!(metrics.reconciles_in_flight.get(), 0);
+        assert_eq!(metrics.reconciles_in_flight_max.get(), 2);
+    }
 }

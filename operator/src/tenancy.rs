@@ -7,12 +7,14 @@ use crate::api::FluxProfile;
 /// The operator's tenancy flags. Empty lists allow everything (the single-team default).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tenancy {
-    /// Rendered as the Kustomization's serviceAccountName when a profile sets none, so
+    /// Rendered as the Kustomization's serviceAccountName when a profile sets none (every entry
+    /// of spec.kustomizations that sets none inherits it, through spec.apply), so
     /// kustomize-controller impersonates it instead of using its own (cluster-admin) rights.
     pub default_service_account: Option<String>,
     /// spec.source.url must start with one of these.
     pub source_url_prefixes: Vec<String>,
-    /// spec.apply.targetNamespace must be set and one of these.
+    /// spec.apply.targetNamespace must be set and one of these (with spec.kustomizations: each
+    /// entry's own targetNamespace, else spec.apply's).
     pub target_namespaces: Vec<String>,
     /// spec.source.secretRef.name, when set, must be one of these.
     pub source_secrets: Vec<String>,
@@ -45,21 +47,42 @@ impl Tenancy {
             ));
         }
         if !self.target_namespaces.is_empty() {
-            let target = spec
+            let inherited = spec
                 .apply
                 .as_ref()
                 .and_then(|a| a.target_namespace.as_deref())
                 .filter(|ns| !ns.is_empty());
-            match target {
-                Some(ns) if self.target_namespaces.iter().any(|a| a == ns) => {}
-                Some(ns) => refused.push(format!(
-                    "spec.apply.targetNamespace {ns:?} must be one of {}",
-                    list(&self.target_namespaces)
-                )),
-                None => refused.push(format!(
-                    "spec.apply.targetNamespace must be set to one of {}",
-                    list(&self.target_namespaces)
-                )),
+            // Each Kustomization's own, else spec.apply's: the field that supplies it is named.
+            let mut targets = vec![("spec.apply.targetNamespace".to_string(), inherited)];
+            if !spec.kustomizations.is_empty() {
+                targets = spec
+                    .kustomizations
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| match k.target_namespace.as_deref() {
+                        Some(ns) if !ns.is_empty() => (
+                            format!("spec.kustomizations[{i}].targetNamespace"),
+                            Some(ns),
+                        ),
+                        _ => ("spec.apply.targetNamespace".to_string(), inherited),
+                    })
+                    .collect();
+            }
+            for (field, target) in targets {
+                let refusal = match target {
+                    Some(ns) if self.target_namespaces.iter().any(|a| a == ns) => continue,
+                    Some(ns) => format!(
+                        "{field} {ns:?} must be one of {}",
+                        list(&self.target_namespaces)
+                    ),
+                    None => format!(
+                        "{field} must be set to one of {}",
+                        list(&self.target_namespaces)
+                    ),
+                };
+                if !refused.contains(&refusal) {
+                    refused.push(refusal);
+                }
             }
         }
         if let Some(secret) = &spec.source.secret_ref
@@ -172,6 +195,72 @@ mod tests {
         assert!(
             !url_within("https://x/", ""),
             "an empty prefix allows nothing"
+        );
+    }
+
+    #[test]
+    fn each_kustomization_needs_an_allowed_target_namespace_its_own_or_inherited() {
+        let t = Tenancy {
+            target_namespaces: vec!["team-a".into()],
+            ..Default::default()
+        };
+        let p = profile(
+            json!({"cluster": {"name": "c1"}, "source": {"url": "https://g/x.git"},
+            "kustomizations": [
+                {"name": "infra", "path": "infra", "targetNamespace": "kube-system"},
+                {"name": "apps", "path": "apps"},
+                {"name": "more", "path": "more"},
+                {"name": "ok", "path": "ok", "targetNamespace": "team-a"}]}),
+        );
+        assert_eq!(
+            t.refusals(&p),
+            [
+                "spec.kustomizations[0].targetNamespace \"kube-system\" must be one of \"team-a\"",
+                "spec.apply.targetNamespace must be set to one of \"team-a\"",
+            ]
+        );
+        let mut inherited = p.clone();
+        inherited.spec.kustomizations.remove(0);
+        inherited.spec.apply = Some(crate::api::ApplySpec {
+            target_namespace: Some("team-a".into()),
+            ..Default::default()
+        });
+        assert!(t.refusals(&inherited).is_empty());
+    }
+
+    #[test]
+    fn the_default_service_account_reaches_every_kustomization_that_sets_none() {
+        let t = Tenancy {
+            default_service_account: Some("tenant".into()),
+            ..Default::default()
+        };
+        let p = profile(
+            json!({"cluster": {"name": "c1"}, "source": {"url": "https://g/x.git"},
+            "kustomizations": [
+                {"name": "infra", "path": "infra", "serviceAccountName": "platform"},
+                {"name": "apps", "path": "apps"}]}),
+        );
+        let rendered = crate::render::render(
+            &t.with_defaults(&p),
+            &crate::render::Capabilities::default(),
+        );
+        let accounts: Vec<(String, Option<String>)> = rendered
+            .objects
+            .iter()
+            .filter_map(|o| match o {
+                crate::flux::FluxObject::Kustomization(k) => Some((
+                    kube::ResourceExt::name_any(k),
+                    k.spec.service_account_name.clone(),
+                )),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            accounts,
+            [
+                ("c1-apps".to_string(), Some("tenant".to_string())),
+                ("c1-infra".to_string(), Some("platform".to_string())),
+            ]
         );
     }
 

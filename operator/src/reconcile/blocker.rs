@@ -29,6 +29,9 @@ pub enum Blocker {
     ApplyRejected(Vec<String>),
     /// Fields the operator's tenancy flags refuse (tenancy.rs): nothing is applied or pruned.
     NotAllowed(Vec<String>),
+    /// spec.kustomizations' dependsOn form a cycle (`a -> b -> a`), which the CRD's rules cannot
+    /// catch: nothing is applied or pruned until the profile is changed.
+    DependencyCycle(Vec<String>),
 }
 
 impl Blocker {
@@ -40,6 +43,7 @@ impl Blocker {
             Blocker::NameConflict { .. } => "NameConflict",
             Blocker::ApplyRejected(_) => "ApplyRejected",
             Blocker::NotAllowed(_) => "NotAllowed",
+            Blocker::DependencyCycle(_) => "DependencyCycle",
         }
     }
 
@@ -74,6 +78,10 @@ impl Blocker {
                 "this fluxtune does not allow {}; nothing is applied or pruned until the profile is changed",
                 refusals.join("; ")
             ),
+            Blocker::DependencyCycle(cycle) => format!(
+                "spec.kustomizations: {}; nothing is applied or pruned until the profile is changed",
+                crate::api::cycle_message(cycle)
+            ),
             Blocker::ApplyRejected(rejections) => format!(
                 "the API server refused {}; fix the cause (policy, RBAC or spec), then edit the profile or request a reconcile",
                 rejections.join("; ")
@@ -95,6 +103,17 @@ impl Blocker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cycle_names_the_chain_and_waits_for_a_spec_change() {
+        let b = Blocker::DependencyCycle(vec!["a".into(), "b".into(), "a".into()]);
+        assert_eq!(b.reason(), "DependencyCycle");
+        assert_eq!(
+            b.message(),
+            "spec.kustomizations: dependsOn forms a cycle: a -> b -> a; Flux would wait on it forever, remove one of its dependsOn; nothing is applied or pruned until the profile is changed"
+        );
+        assert_eq!(b.recheck(), None);
+    }
 
     #[test]
     fn a_conflict_names_the_foreign_and_the_blocked_objects() {

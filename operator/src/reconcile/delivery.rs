@@ -1,6 +1,7 @@
 //! Delivered, not just applied: what the profile's Flux objects say of themselves. The profile is
-//! Ready only when each is Ready for its current generation; otherwise the first one that is not,
-//! in apply order (a source before what consumes it), names the reason.
+//! Ready only when each is Ready for its current generation (every Kustomization, with
+//! spec.kustomizations); otherwise the first one that is not, in apply order (a source before
+//! what consumes it, a Kustomization after those it depends on), names the reason.
 
 use kube::{ResourceExt, api::DynamicObject};
 use serde_json::Value;
@@ -64,7 +65,19 @@ pub fn health(children: &[(FluxKind, String, Option<&DynamicObject>)]) -> Health
             health.not_ready = not_ready(*kind, name, object);
         }
     }
+    health.delivery.applied_revision = applied_by_all(children);
     health
+}
+
+/// The revision every Kustomization has applied: None while any has applied none, or while
+/// they disagree (one applied a new revision, another has not yet).
+fn applied_by_all(children: &[(FluxKind, String, Option<&DynamicObject>)]) -> Option<String> {
+    let mut applied = children
+        .iter()
+        .filter(|(kind, _, _)| *kind == FluxKind::Kustomization)
+        .map(|(_, _, object)| object.and_then(|o| text(&o.data["status"]["lastAppliedRevision"])));
+    let first = applied.next()??;
+    applied.all(|r| r.as_ref() == Some(&first)).then_some(first)
 }
 
 fn text(v: &Value) -> Option<String> {
@@ -234,6 +247,53 @@ mod tests {
         assert_eq!(
             n.message,
             "GitRepository/cluster1: GitOperationFailed: authentication required"
+        );
+    }
+
+    fn applied(revision: &str) -> Value {
+        let mut ks = ready(1);
+        ks["lastAppliedRevision"] = json!(revision);
+        ks
+    }
+
+    #[test]
+    fn the_applied_revision_is_the_one_every_kustomization_applied() {
+        let infra = object(FluxKind::Kustomization, 1, applied("main@sha1:new"));
+        let apps_old = object(FluxKind::Kustomization, 1, applied("main@sha1:old"));
+        let apps_new = object(FluxKind::Kustomization, 1, applied("main@sha1:new"));
+        let of = |apps: Option<&DynamicObject>| {
+            health(&[
+                (FluxKind::Kustomization, "c-infra".into(), Some(&infra)),
+                (FluxKind::Kustomization, "c-apps".into(), apps),
+            ])
+        };
+        assert_eq!(of(Some(&apps_old)).delivery.applied_revision, None);
+        assert_eq!(of(None).delivery.applied_revision, None);
+        let all = of(Some(&apps_new));
+        assert_eq!(
+            all.delivery.applied_revision.as_deref(),
+            Some("main@sha1:new")
+        );
+        assert_eq!(all.not_ready, None);
+    }
+
+    #[test]
+    fn ready_waits_for_every_kustomization_and_names_the_first_failing_one() {
+        let infra = object(FluxKind::Kustomization, 1, applied("main@sha1:a"));
+        let failing = json!({"observedGeneration": 1, "conditions": [
+            {"type": "Ready", "status": "False", "reason": "BuildFailed", "message": "kustomize build failed"}]});
+        let apps = object(FluxKind::Kustomization, 1, failing.clone());
+        let web = object(FluxKind::Kustomization, 1, failing);
+        let h = health(&[
+            (FluxKind::Kustomization, "c-infra".into(), Some(&infra)),
+            (FluxKind::Kustomization, "c-apps".into(), Some(&apps)),
+            (FluxKind::Kustomization, "c-web".into(), Some(&web)),
+        ]);
+        let n = h.not_ready.unwrap();
+        assert_eq!(n.reason, "ApplyFailed");
+        assert_eq!(
+            n.message,
+            "Kustomization/c-apps: BuildFailed: kustomize build failed"
         );
     }
 

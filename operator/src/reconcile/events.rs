@@ -57,13 +57,22 @@ pub async fn publish(ctx: &Context, profile: &FluxProfile, obs: &Observation) {
             format!("deleted {}", list(&obs.pruned)),
         ));
     }
-    if let Some(message) = &obs.rescans_gave_up {
-        events.push((
-            EventType::Warning,
-            "RegistryEventUnanswered",
-            "Rescan",
-            message.clone(),
-        ));
+    for (reason, message) in &obs.rescans_gave_up {
+        // A Git host calls for pushes to every branch: one that changes nothing here is normal.
+        let type_ = if *reason == "GitEventUnanswered" {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        events.push((type_, *reason, "Rescan", message.clone()));
+    }
+    for note in &obs.notes {
+        let type_ = if note.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        events.push((type_, note.reason, "Observe", note.message.clone()));
     }
     if let Some(blocker) = obs.blockers.first() {
         let old_reason = profile

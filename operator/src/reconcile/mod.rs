@@ -6,11 +6,15 @@ pub mod apply;
 pub mod blocker;
 pub mod delivery;
 mod events;
+pub mod latency;
+pub mod missed;
+mod notes;
 pub mod ownership;
 mod prune;
 pub mod request;
 pub mod rescan;
 pub mod status;
+pub mod trigger;
 mod unreadable;
 pub mod webhook;
 
@@ -65,8 +69,10 @@ pub struct Context {
     failures: Mutex<HashMap<ObjectRef<Guarded>, u32>>,
     /// Unreadable profiles already reported, by generation and error.
     unreadable: Mutex<HashMap<ObjectRef<Guarded>, Reported>>,
-    /// The propagation guard's last look at each profile's scans (rescan.rs).
-    rescans: Mutex<HashMap<ObjectRef<FluxProfile>, rescan::Guard>>,
+    /// The resourceVersion each profile had when this operator last wrote its status (status.rs).
+    written: Mutex<HashMap<ObjectRef<FluxProfile>, String>>,
+    /// The propagation guard's last look at each profile's sources, per kind (rescan.rs).
+    rescans: Mutex<HashMap<(ObjectRef<FluxProfile>, FluxKind), rescan::Guard>>,
 }
 
 impl Context {
@@ -89,6 +95,7 @@ impl Context {
             failures: Mutex::default(),
             unreadable: Mutex::default(),
             rescans: Mutex::default(),
+            written: Mutex::default(),
         }
     }
 }
@@ -107,6 +114,12 @@ pub async fn reconcile(guard: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action>
     // Waiting here would stall the controller, which stops polling the very watches that fill the
     // caches while this profile's reconcile runs: come back shortly instead (not a reconcile).
     if !ctx.caches_ready.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(Action::requeue(Duration::from_millis(250)));
+    }
+    // Our own last status write not seen yet: come back when it is (the watch brings it).
+    if let Ok(profile) = &guard.0
+        && status::stale(&ctx, profile)
+    {
         return Ok(Action::requeue(Duration::from_millis(250)));
     }
     let started = Instant::now();
@@ -130,10 +143,9 @@ async fn reconcile_profile(profile: &FluxProfile, ctx: &Context) -> Result<Actio
             &profile.namespace().unwrap_or_default(),
             &profile.name_any(),
         );
-        ctx.rescans
-            .lock()
-            .unwrap()
-            .remove(&ObjectRef::from_obj(profile));
+        let key = ObjectRef::from_obj(profile);
+        ctx.rescans.lock().unwrap().retain(|(p, _), _| *p != key);
+        ctx.written.lock().unwrap().remove(&key);
         return Ok(Action::await_change());
     }
     if profile.spec.suspend {
@@ -141,15 +153,36 @@ async fn reconcile_profile(profile: &FluxProfile, ctx: &Context) -> Result<Actio
     }
     let refusals = ctx.tenancy.refusals(profile);
     if !refusals.is_empty() {
-        return not_allowed(ctx, profile, refusals).await;
+        return blocked(ctx, profile, Blocker::NotAllowed(refusals)).await;
+    }
+    if let Some(cycle) = crate::api::dependency_cycle(&profile.spec.kustomizations) {
+        return blocked(ctx, profile, Blocker::DependencyCycle(cycle)).await;
     }
     let defaulted = ctx.tenancy.with_defaults(profile);
     let profile = &defaulted;
 
-    let rendered = render::render(profile, &ctx.install.caps);
+    // Missed webhooks first: while one is missed its source renders with the fallback interval.
+    let old = profile.status.clone().unwrap_or_default();
+    let mut rendered = render::render_missed(
+        profile,
+        &ctx.install.caps,
+        missed_kinds(&old.missed_webhooks),
+    );
+    let listening = missed::Listening {
+        git: rendered.tuning.webhook && old.webhook.is_some(),
+        registry: rendered.tuning.registry_webhook && old.registry_webhook.is_some(),
+    };
+    let before = cached_children(ctx, profile, &rendered.objects);
+    let judged = missed::judge(old.delivery.as_ref(), &borrowed(&before));
+    let missed = missed::update(&old.missed_webhooks, &judged, listening);
+    if missed_kinds(&missed.missed) != missed_kinds(&old.missed_webhooks) {
+        rendered = render::render_missed(profile, &ctx.install.caps, missed_kinds(&missed.missed));
+    }
+
     let mut obs = Observation {
         generation: profile.meta().generation,
         class: Some(rendered.class),
+        listening: Some(listening),
         ..Default::default()
     };
     let error = apply_and_prune(ctx, profile, &rendered, &mut obs).await;
@@ -169,8 +202,26 @@ async fn reconcile_profile(profile: &FluxProfile, ctx: &Context) -> Result<Actio
     let (registry_webhook, registry_lost) = observe_hook(ctx, profile, registry, &mut obs.blockers);
     obs.registry_webhook = registry_webhook;
     let budget = rendered.budget_without(git_lost, registry_lost);
-    obs.health = Some(health(ctx, profile, &rendered.objects));
+    let after = cached_children(ctx, profile, &rendered.objects);
+    let mut health = delivery::health(&borrowed(&after));
+    let judged_source = source_judgement(old.delivery.as_ref(), &judged);
+    if let Some((revision, trigger)) = &judged_source {
+        // A revision fetched while this reconcile ran is judged by the next one, from status.
+        health.delivery.source_revision = Some(revision.clone());
+        health.delivery.source_trigger = Some(trigger.clone());
+    }
+    let judged_pair = judged_source
+        .as_ref()
+        .map(|(r, t)| (r.as_str(), t.as_str()));
+    let (latency, samples) = latency::merge(
+        old.observed_latency.as_ref(),
+        &latency::observe(&borrowed(&after), judged_pair),
+    );
+    obs.health = Some(health);
+    obs.observed_latency = Some(latency);
     obs.latency_budget = Some(budget.status());
+    obs.notes = notes::of(&rendered.tuning, &budget, listening, &missed, &samples);
+    obs.missed = Some(missed.missed.clone());
     let new_status = status::compute(profile.status.as_ref(), &obs, &now());
     let ready = new_status
         .conditions
@@ -180,7 +231,17 @@ async fn reconcile_profile(profile: &FluxProfile, ctx: &Context) -> Result<Actio
     status::write_if_changed(ctx, profile, new_status).await?;
     let (namespace, name) = (profile.namespace().unwrap_or_default(), profile.name_any());
     ctx.metrics.record_budget(&namespace, &name, &budget);
-    ctx.metrics.record_delivery(&namespace, &name, ready, false);
+    let fallback = rendered.tuning.git_fallback || rendered.tuning.registry_fallback;
+    ctx.metrics
+        .record_delivery(&namespace, &name, ready, fallback);
+    for (path, sample) in &samples {
+        ctx.metrics
+            .observe_latency(&namespace, &name, path, sample.took);
+    }
+    for m in &missed.new {
+        ctx.metrics
+            .missed_webhook(&namespace, &name, kind_label(&m.kind));
+    }
     if let Some(e) = error {
         return Err(e);
     }
@@ -340,14 +401,14 @@ async fn apply_and_prune(
     None
 }
 
-/// What the profile's Flux objects report, from the caches, in apply order.
-fn health(
+/// The profile's Flux objects as the caches hold them, in apply order (None: not cached yet).
+fn cached_children(
     ctx: &Context,
     profile: &FluxProfile,
     objects: &[crate::flux::FluxObject],
-) -> delivery::Health {
+) -> Vec<(FluxKind, String, Option<Arc<DynamicObject>>)> {
     let namespace = profile.namespace().unwrap_or_default();
-    let cached: Vec<_> = objects
+    objects
         .iter()
         .map(|o| {
             let kind = o.kind();
@@ -356,12 +417,45 @@ fn health(
             });
             (kind, o.name(), object)
         })
-        .collect();
-    let borrowed: Vec<_> = cached
+        .collect()
+}
+
+fn borrowed(
+    children: &[(FluxKind, String, Option<Arc<DynamicObject>>)],
+) -> Vec<(FluxKind, String, Option<&DynamicObject>)> {
+    children
         .iter()
         .map(|(kind, name, object)| (*kind, name.clone(), object.as_deref()))
-        .collect();
-    delivery::health(&borrowed)
+        .collect()
+}
+
+/// The source revision and its trigger: judged in this reconcile (from the children as they were
+/// before its writes, so fluxtune's own reaction is not taken for a cause), or as status recorded.
+fn source_judgement(
+    recorded: Option<&crate::api::Delivery>,
+    judged: &[missed::Judged],
+) -> Option<(String, String)> {
+    match judged.iter().find(|j| j.kind == FluxKind::GitRepository) {
+        Some(j) => Some((j.revision.clone(), j.trigger.as_str().to_string())),
+        None => {
+            let d = recorded?;
+            Some((d.source_revision.clone()?, d.source_trigger.clone()?))
+        }
+    }
+}
+
+/// Which webhooks status records as missed.
+fn missed_kinds(missed: &[crate::api::MissedWebhook]) -> render::tuning::Missed {
+    let has = |kind: FluxKind| missed.iter().any(|m| m.kind == kind.kind());
+    render::tuning::Missed {
+        git: has(FluxKind::GitRepository),
+        registry: has(FluxKind::ImageRepository),
+    }
+}
+
+/// The metric label of a missed webhook's source kind.
+fn kind_label(kind: &str) -> &'static str {
+    FluxKind::from_kind(kind).map_or("GitRepository", FluxKind::kind)
 }
 
 /// What notification-controller says of one Receiver: its path, or a blocker (and whether the
@@ -419,13 +513,10 @@ async fn suspended(ctx: &Context, profile: &FluxProfile) -> Result<Action> {
     Ok(Action::requeue(RESYNC))
 }
 
-/// A profile the tenancy flags refuse: Stalled, its existing objects left exactly as they are
-/// (neither applied nor pruned), until a spec change.
-async fn not_allowed(
-    ctx: &Context,
-    profile: &FluxProfile,
-    refusals: Vec<String>,
-) -> Result<Action> {
+/// A profile only a person can fix before anything is rendered (the tenancy flags refuse it, or
+/// its Kustomizations depend on each other in a cycle): Stalled, its existing objects left
+/// exactly as they are (neither applied nor pruned), until a spec change.
+async fn blocked(ctx: &Context, profile: &FluxProfile, blocker: Blocker) -> Result<Action> {
     let kept = profile.status.clone().unwrap_or_default();
     let obs = Observation {
         generation: profile.meta().generation,
@@ -433,7 +524,7 @@ async fn not_allowed(
         webhook: kept.webhook,
         registry_webhook: kept.registry_webhook,
         latency_budget: kept.latency_budget,
-        blockers: vec![Blocker::NotAllowed(refusals)],
+        blockers: vec![blocker],
         ..Default::default()
     };
     events::publish(ctx, profile, &obs).await;
@@ -457,9 +548,11 @@ pub fn status_that_wakes(kind: FluxKind, child: &DynamicObject) -> Option<String
         FluxKind::ImageUpdateAutomation => child.data["status"]["lastPushCommit"]
             .as_str()
             .map(str::to_string),
-        // A handled request or new tags, for the propagation guard (reconcile/rescan.rs); a
-        // periodic scan that finds the same tags changes neither.
-        FluxKind::ImageRepository => Some(format!("{:?}", rescan::Scan::of(child))),
+        // A handled request or new tags (a new revision), for the propagation guard
+        // (reconcile/rescan.rs); a periodic scan that finds the same tags changes neither.
+        FluxKind::ImageRepository | FluxKind::GitRepository => {
+            Some(format!("{:?}", rescan::Scan::of(kind, child)))
+        }
         _ => None,
     };
     // Readiness and revisions, for the delivery status (reconcile/delivery.rs).

@@ -1,13 +1,15 @@
-//! The propagation guard. A registry can announce a tag a moment before its API lists it (CNCF
-//! distribution sends the push event before it writes the tag link: distribution#2625), so the
-//! scan the event triggered finds nothing new and the tag would wait for the backstop scan. When a
-//! Receiver's request leaves every ImageRepository of the profile with the tags it had, fluxtune
-//! asks for the scan again after 2 s, doubling to 30 s, and after the last attempt gives up with
-//! an Event (a push that adds no tag, such as a moved `latest`, ends there too).
+//! The propagation guard. A webhook can arrive a moment before what it announces is visible: CNCF
+//! distribution sends the push event before it writes the tag link (distribution#2625), and a Git
+//! host can call before its replicas serve the new commit. The scan or fetch the event triggered
+//! then finds nothing new, and the change would wait for the backstop interval. When a Receiver's
+//! request leaves every source of one kind (the profile's ImageRepositories, or its GitRepository)
+//! as it was, fluxtune asks again after 2 s, doubling to 30 s, and after the last attempt gives up
+//! with an Event (a push that changes nothing here ends there too: a moved `latest` tag, a push
+//! to another branch).
 //!
-//! What was scanned before the request is not in any object: the guard keeps the last scan it saw
-//! per profile in memory. After a restart the first look only records, so a race in that moment
-//! waits for the backstop as it would without fluxtune.
+//! What was seen before the request is not in any object: the guard keeps its last look per
+//! profile and kind in memory. After a restart the first look only records, so a race in that
+//! moment waits for the backstop as it would without fluxtune.
 
 use std::{
     collections::BTreeMap,
@@ -17,15 +19,17 @@ use std::{
 use kube::{ResourceExt, api::DynamicObject, runtime::reflector::ObjectRef};
 use tracing::info;
 
-use super::{Context, request::REQUESTED_AT};
+use super::{
+    Context,
+    request::REQUESTED_AT,
+    trigger::{Origin, RESCAN_PREFIX, origin},
+};
 use crate::{
     api::FluxProfile,
     error::Result,
     flux::{FluxKind, FluxObject},
 };
 
-/// The `requestedAt` values fluxtune writes for a rescan: `fluxtune-rescan-<attempt>-<millis>`.
-const PREFIX: &str = "fluxtune-rescan-";
 const FIRST_DELAY: Duration = Duration::from_secs(2);
 const MAX_DELAY: Duration = Duration::from_secs(30);
 /// 2 + 4 + 8 + 16 + 30 s: a minute of rescans before the guard gives up.
@@ -34,66 +38,40 @@ pub const ATTEMPTS: u32 = 5;
 /// sends two manifest events; registries retry a slow delivery): not a race to guard.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(10);
 
-/// Who asked for the scan an ImageRepository handled last.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Origin {
-    /// notification-controller's Receiver: Go's `time.Time.String()`, e.g.
-    /// `2026-12-02 13:38:53.522879823 +0000 UTC m=+0.000069173` (`flux reconcile` writes RFC 3339,
-    /// with a `T`).
-    Receiver,
-    /// The guard's own attempt N.
-    Rescan(u32),
-    /// A person, `flux reconcile`, or fluxtune's hand-on of a profile request.
-    Other,
-}
-
-pub fn origin(requested: &str) -> Origin {
-    if let Some(rest) = requested.strip_prefix(PREFIX) {
-        return rest
-            .split('-')
-            .next()
-            .and_then(|n| n.parse().ok())
-            .map_or(Origin::Other, Origin::Rescan);
-    }
-    let b = requested.as_bytes();
-    let digits =
-        |r: std::ops::Range<usize>| r.clone().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
-    let go_time = digits(0..4)
-        && b.get(4) == Some(&b'-')
-        && digits(5..7)
-        && b.get(7) == Some(&b'-')
-        && digits(8..10)
-        && b.get(10) == Some(&b' ');
-    if go_time {
-        Origin::Receiver
-    } else {
-        Origin::Other
-    }
-}
-
 pub fn request_value(attempt: u32, now_millis: u128) -> String {
-    format!("{PREFIX}{attempt}-{now_millis}")
+    format!("{RESCAN_PREFIX}{attempt}-{now_millis}")
 }
 
-/// What one ImageRepository says of its last scan.
+/// What one source says of its last scan or fetch.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Scan {
     /// `status.lastHandledReconcileAt`: the last request the controller acted on.
     pub handled: Option<String>,
-    /// `status.lastScanResult.revision`: changes exactly when the tag list does.
+    /// An ImageRepository's `status.lastScanResult.revision` (changes exactly when the tag list
+    /// does), a GitRepository's artifact revision.
     pub revision: Option<String>,
 }
 
+/// The sources the guard watches over, with the Event that says it gave up.
+pub const GUARDED: [(FluxKind, &str); 2] = [
+    (FluxKind::ImageRepository, "RegistryEventUnanswered"),
+    (FluxKind::GitRepository, "GitEventUnanswered"),
+];
+
 impl Scan {
-    pub fn of(repository: &DynamicObject) -> Scan {
+    pub fn of(kind: FluxKind, repository: &DynamicObject) -> Scan {
         let status = &repository.data["status"];
+        let revision = match kind {
+            FluxKind::GitRepository => &status["artifact"]["revision"],
+            _ => &status["lastScanResult"]["revision"],
+        };
         let text = |v: &serde_json::Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
         // A request still pending (annotation not handled yet) is not a scan to judge.
         let handled = text(&status["lastHandledReconcileAt"])
             .filter(|h| repository.annotations().get(REQUESTED_AT) == Some(h));
         Scan {
             handled,
-            revision: text(&status["lastScanResult"]["revision"]),
+            revision: text(revision),
         }
     }
 }
@@ -168,14 +146,14 @@ pub struct Guard {
 
 /// What to do now.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Step {
+pub enum Step<G = Duration> {
     Idle,
     /// Look again after this long.
     WaitFor(Duration),
     /// Request scan attempt N now.
     Request(u32),
     /// The guard gave up after this long.
-    GaveUp(Duration),
+    GaveUp(G),
 }
 
 impl Guard {
@@ -225,34 +203,53 @@ impl Guard {
 pub struct Outcome {
     /// Look again after this long (a rescan is waiting for its time).
     pub wait: Option<Duration>,
-    /// The Event's message when the guard gave up.
-    pub gave_up: Option<String>,
+    /// The Events' reasons and messages, for each kind the guard gave up on.
+    pub gave_up: Vec<(&'static str, String)>,
 }
 
-/// Looks at the profile's owned ImageRepositories (from the cache) and asks for a rescan when one
-/// is due: a merge patch of `requestedAt` on each, as a Receiver would.
+/// Looks at the profile's owned sources (from the cache), kind by kind, and asks for a rescan
+/// when one is due: a merge patch of `requestedAt` on each, as a Receiver would.
 pub async fn watch_over(
     ctx: &Context,
     profile: &FluxProfile,
     owned: &[FluxObject],
 ) -> Result<Outcome> {
-    let key = ObjectRef::new(&profile.name_any()).within(&profile.namespace().unwrap_or_default());
-    let repositories: Vec<&FluxObject> = owned
-        .iter()
-        .filter(|o| o.kind() == FluxKind::ImageRepository)
-        .collect();
-    if repositories.is_empty() {
-        ctx.rescans.lock().unwrap().remove(&key);
-        return Ok(Outcome::default());
+    let mut outcome = Outcome::default();
+    for (kind, reason) in GUARDED {
+        let step = watch_kind(ctx, profile, owned, kind).await?;
+        match step {
+            Some(Step::WaitFor(wait)) => {
+                outcome.wait = Some(outcome.wait.map_or(wait, |w| w.min(wait)))
+            }
+            Some(Step::GaveUp(message)) => outcome.gave_up.push((reason, message)),
+            _ => {}
+        }
     }
-    let scans: Scans = repositories
+    Ok(outcome)
+}
+
+/// One kind's step, with the give-up message in place of the duration.
+async fn watch_kind(
+    ctx: &Context,
+    profile: &FluxProfile,
+    owned: &[FluxObject],
+    kind: FluxKind,
+) -> Result<Option<Step<String>>> {
+    let key = (ObjectRef::from_obj(profile), kind);
+    let sources: Vec<&FluxObject> = owned.iter().filter(|o| o.kind() == kind).collect();
+    if sources.is_empty() {
+        ctx.rescans.lock().unwrap().remove(&key);
+        return Ok(None);
+    }
+    let namespace = profile.namespace().unwrap_or_default();
+    let scans: Scans = sources
         .iter()
         .filter_map(|o| {
-            let cached = ctx.children.get(&FluxKind::ImageRepository)?.get(
-                &ObjectRef::new_with(&o.name(), FluxKind::ImageRepository.api_resource())
-                    .within(&profile.namespace().unwrap_or_default()),
-            )?;
-            Some((o.name(), Scan::of(&cached)))
+            let cached = ctx
+                .children
+                .get(&kind)?
+                .get(&ObjectRef::new_with(&o.name(), kind.api_resource()).within(&namespace))?;
+            Some((o.name(), Scan::of(kind, &cached)))
         })
         .collect();
     let step = ctx
@@ -262,36 +259,42 @@ pub async fn watch_over(
         .entry(key)
         .or_default()
         .step(scans, Instant::now());
-    Ok(match step {
-        Step::Idle => Outcome::default(),
-        Step::WaitFor(wait) => Outcome {
-            wait: Some(wait),
-            gave_up: None,
-        },
+    Ok(Some(match step {
+        Step::Idle => Step::Idle,
+        Step::WaitFor(wait) => Step::WaitFor(wait),
         Step::Request(attempt) => {
             let millis = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default()
                 .as_millis();
             let value = request_value(attempt, millis);
-            for repository in &repositories {
-                super::request::request(ctx, profile, repository, &value).await?;
+            for source in &sources {
+                super::request::request(ctx, profile, source, &value).await?;
             }
-            info!(attempt, "a registry event found no new tag: scanning again");
-            Outcome::default()
+            info!(
+                attempt,
+                kind = kind.kind(),
+                "a webhook's request found nothing new: asking again"
+            );
+            Step::Request(attempt)
         }
         Step::GaveUp(tried) => {
-            let names: Vec<String> = repositories.iter().map(|o| o.name()).collect();
-            Outcome {
-                wait: None,
-                gave_up: Some(format!(
-                    "a registry event was followed by {ATTEMPTS} rescans over {} s and none found a new tag in ImageRepository {}; a tag pushed then waits for the backstop scan",
-                    tried.as_secs(),
-                    names.join(", ")
-                )),
-            }
+            let names: Vec<String> = sources.iter().map(|o| o.name()).collect();
+            let (event, nothing) = match kind {
+                FluxKind::GitRepository => (
+                    "a Git host's webhook",
+                    "a new revision (a push to another branch ends here too)",
+                ),
+                _ => ("a registry event", "a new tag"),
+            };
+            Step::GaveUp(format!(
+                "{event} was followed by {ATTEMPTS} requests over {} s and none found {nothing} in {} {}; a change pushed then waits for the backstop interval",
+                tried.as_secs(),
+                kind.kind(),
+                names.join(", ")
+            ))
         }
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -314,20 +317,6 @@ mod tests {
     }
     const RECEIVER: &str = "2026-12-02 13:38:53.522879823 +0000 UTC m=+0.000069173";
     const RECEIVER2: &str = "2026-12-02 13:40:00.1 +0000 UTC m=+66.5";
-
-    #[test]
-    fn origins_are_told_apart_by_the_value_alone() {
-        assert_eq!(origin(RECEIVER), Origin::Receiver);
-        assert_eq!(origin("2026-12-02 13:38:53 +0000 UTC"), Origin::Receiver);
-        assert_eq!(
-            origin("2026-12-02T13:38:53.5Z"),
-            Origin::Other,
-            "flux reconcile"
-        );
-        assert_eq!(origin(&request_value(3, 17)), Origin::Rescan(3));
-        assert_eq!(origin("fluxtune-push-abc"), Origin::Other);
-        assert_eq!(origin("now"), Origin::Other);
-    }
 
     #[test]
     fn a_receiver_request_that_finds_nothing_new_is_rescanned_with_backoff() {

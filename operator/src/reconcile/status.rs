@@ -4,6 +4,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{
     Api, ResourceExt,
     api::{Patch, PatchParams},
+    runtime::reflector::ObjectRef,
 };
 
 use super::{Blocker, Context};
@@ -46,8 +47,16 @@ pub struct Observation {
     pub health: Option<super::delivery::Health>,
     /// The propagation guard's next rescan is due in (reconcile/rescan.rs).
     pub rescan_in: Option<std::time::Duration>,
-    /// The propagation guard gave up: the Event's message.
-    pub rescans_gave_up: Option<String>,
+    /// Which Receivers listen (None: not judged in this reconcile; the condition stays as it was).
+    pub listening: Option<super::missed::Listening>,
+    /// status.missedWebhooks after this reconcile; None keeps the stored list.
+    pub missed: Option<Vec<crate::api::MissedWebhook>>,
+    /// None keeps the stored samples.
+    pub observed_latency: Option<crate::api::ObservedLatency>,
+    /// Events the observations call for (reconcile/notes.rs).
+    pub notes: Vec<super::notes::Note>,
+    /// The propagation guard gave up: each Event's reason and message.
+    pub rescans_gave_up: Vec<(&'static str, String)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,9 +179,56 @@ pub fn compute(
         conditions
     };
 
+    let missed = obs
+        .missed
+        .clone()
+        .unwrap_or_else(|| old.map(|s| s.missed_webhooks.clone()).unwrap_or_default());
+    let mut conditions = conditions;
+    match obs.listening {
+        Some(l) if obs.suspended.is_none() && (l.git || l.registry) => {
+            conditions.push(match missed.as_slice() {
+                [] => condition(
+                    "WebhookDegraded",
+                    false,
+                    "WebhooksDelivering",
+                    "no change was found by a poll while a webhook was expected".into(),
+                ),
+                missed => condition(
+                    "WebhookDegraded",
+                    true,
+                    "WebhookMissed",
+                    missed
+                        .iter()
+                        .map(|m| {
+                            format!(
+                                "{} {} was found by a poll at {}, not by its webhook",
+                                m.kind, m.revision, m.found_at.0
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
+            })
+        }
+        // Not judged this time (a blocked profile): the condition stands as it was.
+        None if obs.suspended.is_none() => conditions.extend(
+            old_conditions
+                .iter()
+                .filter(|c| c.type_ == "WebhookDegraded")
+                .cloned(),
+        ),
+        _ => {}
+    }
+
     FluxProfileStatus {
         observed_generation: observed.or(old.and_then(|s| s.observed_generation)),
         conditions,
+        observed_latency: obs
+            .observed_latency
+            .clone()
+            .filter(|l| *l != Default::default())
+            .or_else(|| old.and_then(|s| s.observed_latency.clone())),
+        missed_webhooks: missed,
         last_handled_reconcile_at: obs
             .handled_request
             .clone()
@@ -226,7 +282,30 @@ pub async fn write_if_changed(
         &Patch::Apply(&patch),
     )
     .await?;
+    if let Some(version) = profile.resource_version() {
+        ctx.written
+            .lock()
+            .unwrap()
+            .insert(ObjectRef::from_obj(profile), version);
+    }
     Ok(true)
+}
+
+/// Whether the cache still holds the profile as it was before this operator's last status write.
+/// The watch event of a write can arrive after the next reconcile starts; a reconcile from that
+/// copy would judge again what the write recorded (a missed webhook, a latency sample) and write
+/// the older status back over it. Status is this controller's memory: it waits for its own write.
+pub fn stale(ctx: &Context, profile: &FluxProfile) -> bool {
+    let mut written = ctx.written.lock().unwrap();
+    let key = ObjectRef::from_obj(profile);
+    match written.get(&key) {
+        Some(before) if profile.resource_version().as_ref() == Some(before) => true,
+        Some(_) => {
+            written.remove(&key);
+            false
+        }
+        None => false,
+    }
 }
 
 #[cfg(test)]
