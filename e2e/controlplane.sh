@@ -12,6 +12,12 @@
 #   e2e/controlplane.sh selftest DIR   check GC, namespace deletion, tokens, RBAC
 #   e2e/controlplane.sh kubectl DIR .. the pinned kubectl against it
 #
+# Faults (operator/tests/e2e/faults.rs), on a running control plane:
+#   e2e/controlplane.sh kill DIR apiserver|etcd   SIGKILL one component (no grace: a crash)
+#   e2e/controlplane.sh start DIR apiserver|etcd  start it again: same flags, ports and data dir
+#   e2e/controlplane.sh compact DIR               compact etcd at its current revision and
+#                                                 defragment it; prints the revision
+#
 # Flux in the loop (on top of a running control plane):
 #   e2e/controlplane.sh build-flux     build (or reuse) the Flux controllers, git server, crane
 #   e2e/controlplane.sh flux-up DIR    start the five Flux controllers, a Git host (smart HTTP,
@@ -177,6 +183,32 @@ cmd_build_promtool() {
   tool_dir promtool "$pver"
 }
 
+# helm (e2e/tools/helm, helm.sh/helm/v4) and chartdiff (the module's own Go program), for
+# e2e/helm-check.sh: lint, template, install/upgrade/uninstall of deploy/helm/fluxtune, and the
+# comparison of the rendered chart with `kubectl kustomize deploy`. Prints the directory on stdout.
+cmd_build_helm() {
+  local hver
+  hver=$(tool_version helm helm.sh/helm/v4)
+  [[ -n $hver ]] || die "cannot read the pinned version from $TOOLS/helm/go.mod"
+  # What helm's Makefile stamps for a release build, so `helm version` says v4.3.2, not v4.3.
+  build_tool helm "$hver" "-s -w -X helm.sh/helm/v4/internal/version.version=$hver -X helm.sh/helm/v4/internal/version.gitTreeState=clean" \
+    helm=helm.sh/helm/v4/cmd/helm chartdiff=.
+  tool_dir helm "$hver"
+}
+
+# Flux's helm-controller (e2e/tools/helm-controller), for e2e/helm-check.sh: the chart installed
+# from the OCI registry by a HelmRelease, next to the Flux controllers of build-flux. Prints the
+# directory of the binary, then that of its CRD, one a line.
+cmd_build_helm_controller() {
+  local ver
+  ver=$(tool_version helm-controller github.com/fluxcd/helm-controller)
+  [[ -n $ver ]] || die "cannot read the pinned version from $TOOLS/helm-controller/go.mod"
+  build_tool helm-controller "$ver" "-s -w" helm-controller=github.com/fluxcd/helm-controller
+  tool_dir helm-controller "$ver"
+  (cd "$TOOLS/helm-controller" && go mod download github.com/fluxcd/helm-controller &&
+    go list -m -f '{{.Dir}}/config/crd/bases' github.com/fluxcd/helm-controller)
+}
+
 # ---------------------------------------------------------------- ports ---
 
 PICKED=" "
@@ -208,7 +240,8 @@ free_port() {
 start() {
   local name=$1
   shift
-  setsid "$@" </dev/null >"$DIR/logs/$name.log" 2>&1 &
+  # Appended: a component started again (`start DIR etcd`) keeps its earlier log.
+  setsid "$@" </dev/null >>"$DIR/logs/$name.log" 2>&1 &
   echo "$name $!" >>"$DIR/pids"
   eval "PID_${name//-/_}=$!"
 }
@@ -305,15 +338,8 @@ start_etcd() {
   local rc
   for _ in 1 2 3 4 5; do
     ETCD_PORT=$(free_port)
-    local peer
-    peer=$(free_port)
-    start etcd "$ETCD_BIN/etcd" --name=fluxtune-e2e --data-dir="$DIR/etcd" \
-      --listen-client-urls="http://127.0.0.1:$ETCD_PORT" \
-      --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
-      --listen-peer-urls="http://127.0.0.1:$peer" \
-      --initial-advertise-peer-urls="http://127.0.0.1:$peer" \
-      --initial-cluster="fluxtune-e2e=http://127.0.0.1:$peer" \
-      --unsafe-no-fsync --log-level=warn
+    ETCD_PEER_PORT=$(free_port)
+    launch_etcd
     rc=0
     wait_ready etcd 30 etcd_healthy || rc=$?
     [[ $rc == 2 ]] || return 0
@@ -321,34 +347,49 @@ start_etcd() {
   done
   die "etcd: no free port after 5 tries"
 }
+# On ETCD_PORT and ETCD_PEER_PORT, with the data in DIR/etcd (`up`, and `start DIR etcd`).
+launch_etcd() {
+  start etcd "$ETCD_BIN/etcd" --name=fluxtune-e2e --data-dir="$DIR/etcd" \
+    --listen-client-urls="http://127.0.0.1:$ETCD_PORT" \
+    --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster="fluxtune-e2e=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --unsafe-no-fsync --log-level=warn
+}
 etcd_healthy() { curl -sf --max-time 2 "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; }
 
 start_apiserver() {
-  local rc d=$DIR/pki
+  local rc
   for _ in 1 2 3 4 5; do
     API_PORT=$(free_port)
-    # --advertise-address: with a loopback bind the apiserver would otherwise
-    # look for a default route, which a sandbox may not have.
-    # --endpoint-reconciler-type=none: nothing serves 10.0.0.1 here anyway.
-    # ServiceAccount admission is off: there is no token controller, and no
-    # Pod ever runs.
-    start kube-apiserver "$KUBE_BIN/kube-apiserver" \
-      --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-      --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
-      --tls-cert-file="$d/apiserver.crt" --tls-private-key-file="$d/apiserver.key" \
-      --client-ca-file="$d/ca.crt" --token-auth-file="$d/tokens.csv" \
-      --authorization-mode=RBAC \
-      --service-account-issuer=https://kubernetes.default.svc.cluster.local \
-      --service-account-key-file="$d/sa.pub" --service-account-signing-key-file="$d/sa.key" \
-      --service-cluster-ip-range=10.0.0.0/24 \
-      --endpoint-reconciler-type=none \
-      --disable-admission-plugins=ServiceAccount \
-      --cert-dir="$d/generated"
+    launch_apiserver
     rc=0
     wait_ready kube-apiserver 90 apiserver_ready || rc=$?
     [[ $rc == 2 ]] || return 0
   done
   die "kube-apiserver: no free port after 5 tries"
+}
+# On API_PORT, against etcd on ETCD_PORT (`up`, and `start DIR apiserver`).
+launch_apiserver() {
+  local d=$DIR/pki
+  # --advertise-address: with a loopback bind the apiserver would otherwise
+  # look for a default route, which a sandbox may not have.
+  # --endpoint-reconciler-type=none: nothing serves 10.0.0.1 here anyway.
+  # ServiceAccount admission is off: there is no token controller, and no
+  # Pod ever runs.
+  start kube-apiserver "$KUBE_BIN/kube-apiserver" \
+    --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
+    --tls-cert-file="$d/apiserver.crt" --tls-private-key-file="$d/apiserver.key" \
+    --client-ca-file="$d/ca.crt" --token-auth-file="$d/tokens.csv" \
+    --authorization-mode=RBAC \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file="$d/sa.pub" --service-account-signing-key-file="$d/sa.key" \
+    --service-cluster-ip-range=10.0.0.0/24 \
+    --endpoint-reconciler-type=none \
+    --disable-admission-plugins=ServiceAccount \
+    --cert-dir="$d/generated"
 }
 apiserver_ready() {
   curl -sf --max-time 2 --cacert "$DIR/pki/ca.crt" -H "Authorization: Bearer $TOKEN" \
@@ -546,7 +587,7 @@ cmd_up() {
   fi
   cmd_build
   # Fresh state, but only delete what this script creates: DIR may be precious.
-  rm -rf "$DIR/etcd" "$DIR/pki" "$DIR/logs" "$DIR/kubeconfig" "$DIR/pids" "$DIR/env"
+  rm -rf "$DIR/etcd" "$DIR/pki" "$DIR/logs" "$DIR/kubeconfig" "$DIR/pids" "$DIR/env" "$DIR/ports"
   mkdir -p "$DIR/logs"
   : >"$DIR/pids"
   # From here on a failure must not leave half a control plane running.
@@ -554,6 +595,8 @@ cmd_up() {
   gen_pki
   start_etcd
   start_apiserver
+  # What `start DIR etcd|apiserver` needs to bring a component back as it was.
+  printf 'ETCD_PORT=%s\nETCD_PEER_PORT=%s\nAPI_PORT=%s\n' "$ETCD_PORT" "$ETCD_PEER_PORT" "$API_PORT" >"$DIR/ports"
   write_kubeconfig
   install_crds
   start_kcm
@@ -649,12 +692,90 @@ EOF
   ((fail == 0))
 }
 
+# ---------------------------------------------------------------- faults ---
+
+# component NAME: the process name of `apiserver` or `etcd`.
+component() {
+  case $1 in
+  apiserver) echo kube-apiserver ;;
+  etcd) echo etcd ;;
+  *) die "usage: $0 $CMD DIR apiserver|etcd (not '$1')" ;;
+  esac
+}
+
+# The recorded PID of process NAME if it runs, else nothing.
+running_pid() {
+  local name pid
+  [[ -f $DIR/pids ]] || return 0
+  while read -r name pid; do
+    [[ $name == "$1" ]] && ours "$pid" && echo "$pid"
+  done <"$DIR/pids"
+  return 0
+}
+
+# kill DIR apiserver|etcd: SIGKILL, as a crash (no graceful shutdown); returns once it is gone.
+cmd_kill() {
+  local name pid i
+  name=$(component "${1:-}")
+  pid=$(running_pid "$name")
+  [[ -n $pid ]] || die "$name is not running in $DIR"
+  kill -KILL "$pid"
+  for i in $(seq 100); do
+    alive "$pid" || break
+    sleep 0.1
+  done
+  alive "$pid" && die "$name (pid $pid) still runs 10 s after SIGKILL"
+  sed -i "/^$name $pid\$/d" "$DIR/pids"
+  log "killed $name (pid $pid)"
+}
+
+# start DIR apiserver|etcd: starts a component `kill` stopped, as `up` started it: same flags,
+# ports and data directory (the kubeconfigs name the port), and waits until it is ready.
+cmd_start() {
+  local name t0
+  name=$(component "${1:-}")
+  [[ -f $DIR/ports ]] || die "no control plane was started in $DIR"
+  [[ -z $(running_pid "$name") ]] || die "$name already runs in $DIR"
+  # shellcheck disable=SC1091
+  source "$DIR/ports"
+  TOKEN=$(cut -d, -f1 "$DIR/pki/tokens.csv")
+  cmd_build >/dev/null 2>&1
+  t0=$(now)
+  "launch_${name#kube-}"
+  case $name in
+  etcd) wait_ready etcd 30 etcd_healthy ;;
+  kube-apiserver) wait_ready kube-apiserver 90 apiserver_ready ;;
+  esac || die "$name: its port is taken, and the kubeconfigs name it"
+  log "started $name again in $(since "$t0") s"
+}
+
+# compact DIR: compacts etcd at its current revision (physically: every older revision is gone,
+# so a watch from one of them is answered 410 Gone) and defragments it. Prints the revision.
+# Through etcd's HTTP gateway to its v3 API, so no etcdctl is built.
+cmd_compact() {
+  local url rev
+  [[ -f $DIR/ports ]] || die "no control plane was started in $DIR"
+  # shellcheck disable=SC1091
+  source "$DIR/ports"
+  url=http://127.0.0.1:$ETCD_PORT/v3
+  rev=$(curl -sf --max-time 10 -X POST -d '{}' "$url/maintenance/status" |
+    grep -o '"revision":"[0-9]*"' | head -n1 | grep -o '[0-9]\+') || die "etcd status unreadable"
+  curl -sf --max-time 30 -X POST -d "{\"revision\": \"$rev\", \"physical\": true}" \
+    "$url/kv/compaction" >/dev/null || die "compacting etcd at revision $rev failed"
+  curl -sf --max-time 60 -X POST -d '{}' "$url/maintenance/defragment" >/dev/null ||
+    die "defragmenting etcd failed"
+  log "compacted etcd at revision $rev and defragmented it"
+  echo "$rev"
+}
+
 CMD=${1:-}
 shift || true
 case $CMD in
 build) cmd_build ;;
 build-flux) cmd_build_flux ;;
 build-promtool) cmd_build_promtool ;;
+build-helm) cmd_build_helm ;;
+build-helm-controller) cmd_build_helm_controller ;;
 flux-up) set_dir "${1:-}" && cmd_flux_up ;;
 flux-down) set_dir "${1:-}" && cmd_flux_down ;;
 up) set_dir "${1:-}" && cmd_up ;;
@@ -662,6 +783,9 @@ down) set_dir "${1:-}" && cmd_down ;;
 logs) set_dir "${1:-}" && cmd_logs ;;
 env) set_dir "${1:-}" && cmd_env ;;
 selftest) set_dir "${1:-}" && cmd_selftest ;;
+kill) set_dir "${1:-}" && cmd_kill "${2:-}" ;;
+start) set_dir "${1:-}" && cmd_start "${2:-}" ;;
+compact) set_dir "${1:-}" && cmd_compact ;;
 kubectl)
   set_dir "${1:-}"
   shift
