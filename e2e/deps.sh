@@ -93,6 +93,34 @@ deps_test() {
   deps_debian shellcheck shellcheck # the lint tier
 }
 
+# deps_fuzz: what e2e/fuzz-check.sh needs beyond deps_test: a nightly toolchain (libFuzzer's
+# instrumentation needs nightly rustc flags) and cargo-fuzz, a pinned version built with
+# `cargo install --locked` into the cache (crates.io is reachable wherever cargo builds the
+# operator) and put on PATH. FLUXTUNE_FUZZ_TOOLCHAIN picks the toolchain (default: nightly).
+CARGO_FUZZ_VERSION=0.13.2
+deps_fuzz() {
+  local toolchain=${FLUXTUNE_FUZZ_TOOLCHAIN:-nightly} root tmp
+  command -v rustup >/dev/null || _deps_die "the fuzz targets need the $toolchain toolchain and rustup is not installed to install it" || return 1
+  if ! rustup run "$toolchain" rustc --version >/dev/null 2>&1; then
+    _deps_log "installing the $toolchain toolchain (rustup, minimal profile): cargo fuzz needs nightly rustc"
+    rustup toolchain install "$toolchain" --profile minimal >&2 ||
+      _deps_die "rustup could not install the $toolchain toolchain, which cargo fuzz needs" || return 1
+  fi
+  root=${FLUXTUNE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fluxtune}/cargo-fuzz-$CARGO_FUZZ_VERSION
+  if [[ ! -x $root/bin/cargo-fuzz ]]; then
+    _deps_log "cargo-fuzz is missing: building cargo-fuzz $CARGO_FUZZ_VERSION into $root (cargo install --locked, about 2 minutes)"
+    mkdir -p "${root%/*}"
+    tmp=$(mktemp -d "$root.tmp-XXXXXX")
+    cargo install --quiet --locked --version "$CARGO_FUZZ_VERSION" --root "$tmp" cargo-fuzz >&2 ||
+      { rm -rf "$tmp"; _deps_die "cargo install cargo-fuzz $CARGO_FUZZ_VERSION failed"; return 1; }
+    rm -rf "$root"
+    mv "$tmp" "$root"
+  fi
+  export PATH="$root/bin:$PATH"
+  export FLUXTUNE_FUZZ_TOOLCHAIN=$toolchain
+  _deps_log "cargo fuzz: $(cargo "+$toolchain" fuzz --version) from $root, on $(rustup run "$toolchain" rustc --version)"
+}
+
 # `bash e2e/deps.sh selftest`: the dependency step in an environment where the tools are absent.
 # PATH is rebuilt without the commands deps_test provides and the cache is empty, so every one of
 # them must be fetched, unpacked and found runnable, exactly as on a fresh machine.
@@ -136,7 +164,8 @@ if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
   case ${1:-} in
     run) deps_run ;;
     test) deps_test ;;
+    fuzz) deps_fuzz ;;
     selftest) _deps_selftest ;;
-    *) echo "usage: $0 run|test|selftest" >&2; exit 2 ;;
+    *) echo "usage: $0 run|test|fuzz|selftest" >&2; exit 2 ;;
   esac
 fi
