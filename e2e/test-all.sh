@@ -61,6 +61,11 @@ shellcheck -x e2e/*.sh e2e/flux/*.sh e2e/tools/*/*.sh .ci/run
 section "unit, golden, property and real-git tests"
 cargo test --locked
 
+section "fuzzing: validator, renderer and fluxtune render, 30 s per target (cargo fuzz, nightly)"
+# operator/fuzz (docs/fuzzing.md): each target from the committed seed corpus; a crash fails the
+# run with the input and the command that reproduces it. deps_fuzz installs nightly and cargo-fuzz.
+bash e2e/fuzz-check.sh
+
 section "alerts: promtool checks the rules and runs their unit tests"
 # promtool built from the Go module proxy (e2e/tools/promtool); a failed build fails the tier.
 # The metrics the dashboard and alerts query are checked on a live /metrics in the e2e tier.
@@ -86,6 +91,11 @@ section "the Tilt dev loop without Tilt: the Tiltfile in Starlark, every mode, i
 # (cargo build --release among them; docs/tilt-check.md).
 bash e2e/tilt-check.sh
 
+section "Helm chart: lint, schema, template vs deploy/, install, upgrade, uninstall, Flux's helm-controller"
+# helm v4.3.2 and helm-controller v1.4.0 built from the Go module proxy (e2e/tools/helm,
+# e2e/tools/helm-controller); its own throwaway control plane with the Flux tier's controllers.
+bash e2e/helm-check.sh
+
 section "control plane; deploy/ applied server-side, its RBAC checked (auth can-i)"
 # shellcheck source=e2e/throwaway.sh
 source e2e/throwaway.sh
@@ -105,10 +115,14 @@ section "Flux in the loop: the five Flux controllers, a Git host with webhooks, 
 throwaway_flux
 
 section "e2e: the real kube-apiserver, the real Flux CRDs, fluxtune run as a process"
-e2e --skip upgrade:: --skip flux_install:: --skip flux:: --skip gitops::
+e2e --skip upgrade:: --skip flux_install:: --skip flux:: --skip gitops:: --skip faults:: --skip migrate::
+
+section "faults: kube-apiserver, etcd, the operator and the leader killed; watches cut into a 410 re-list; a leader cut off"
+# Its own throwaway control plane, whose components the tests kill and start again (docs/faults.md).
+bash e2e/faults-check.sh
 
 section "e2e with Flux: fluxtune's objects driven by Flux, fluxtune installed and upgraded by Flux"
-e2e flux:: gitops::
+e2e flux:: gitops:: migrate::
 
 section "the main job: e2e/run.sh on a local control plane, with Flux and without"
 # The README's first command, as a newcomer runs it without a cluster, but stopping after the

@@ -18,12 +18,12 @@ use fluxtune::flux::FluxKind;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
-use fluxtune::reconcile::rescan;
+use fluxtune::reconcile::{rescan, trigger};
 
 use crate::flux_support::{
     Distribution, Fleet, Loop, Repo, SETUP, TOKEN, artifact_of, artifact_paths, config_value,
-    failure, field, free_addr, get, profile, ready, registry_webhook_url, run, secs, wait_deployed,
-    with_image,
+    failure, field, free_addr, get, observed, profile, profile_events, ready, registry_webhook_url,
+    run, secs, wait_deployed, webhook_url, with_image,
 };
 use crate::support::{self, Operator, eventually};
 
@@ -106,6 +106,34 @@ async fn a_push_reaches_the_cluster_through_the_receiver_within_seconds() {
     )
     .await;
     assert_eq!(handled.as_deref(), Some(requested.as_str()));
+
+    // fluxtune saw the same, from the objects' own status: webhook to apply, in whole seconds.
+    let (trigger, took) = observed(&client, ns, "commitToDeploy", |r| r.ends_with(&commit)).await;
+    eprintln!(
+        "observed commit to deploy: {took:.3} s ({trigger}), measured {}",
+        secs(applied)
+    );
+    assert_eq!(trigger, "Webhook");
+    assert_agrees(took, applied);
+    let metrics = _op.metrics().await;
+    assert!(
+        support::metric(
+            &metrics,
+            "fluxtune_observed_latency_seconds_count",
+            "path=\"commit_to_deploy\""
+        ) >= 1,
+        "{metrics}"
+    );
+}
+
+/// An observed latency agrees with the test's own measurement: Flux stamps whole seconds, and the
+/// test measures from just before `git push` to the moment it saw the result.
+fn assert_agrees(observed: f64, measured: Duration) {
+    let measured = measured.as_secs_f64();
+    assert!(
+        observed <= measured + 1.0 && observed >= measured - 2.0,
+        "observed {observed:.3} s, measured {measured:.3} s"
+    );
 }
 
 #[tokio::test]
@@ -713,17 +741,31 @@ async fn a_registry_that_sends_webhooks_deploys_a_new_tag_with_every_interval_at
 
     // The Git host's webhook is switched off: the automation's push reaches the GitRepository
     // (interval 1h) only because fluxtune hands it on.
-    run(Command::new("git")
-        .arg("--git-dir")
-        .arg(&fleet.repo.bare)
-        .args(["config", "--unset-all", "fluxtune.webhook"]));
+    fleet.repo.remove_webhooks();
     let t0 = Instant::now();
     lp.push_image(image, "1.0.1");
     let second = format!("{image}:1.0.1");
     // Any bound far below the 1h scan proves the registry's event did it; it measures about a
     // second on an idle machine.
     wait_deployed(&client, ns, &second, "1.0.1 applied", SETUP).await;
-    eprintln!("push to distribution -> applied {}", secs(t0.elapsed()));
+    let measured = t0.elapsed();
+    eprintln!("push to distribution -> applied {}", secs(measured));
+    let (trigger, took) = observed(&client, ns, "imageToDeploy", |r| r == second).await;
+    eprintln!("observed image to deploy: {took:.3} s ({trigger})");
+    assert_eq!(
+        trigger, "Webhook",
+        "the registry's event asked for the scan"
+    );
+    assert_agrees(took, measured);
+    let metrics = _op.metrics().await;
+    assert!(
+        support::metric(
+            &metrics,
+            "fluxtune_observed_latency_seconds_count",
+            "path=\"image_to_deploy\""
+        ) >= 1,
+        "{metrics}"
+    );
     let requested = field(
         &client,
         ns,
@@ -747,8 +789,8 @@ async fn a_registry_that_sends_webhooks_deploys_a_new_tag_with_every_interval_at
     .await
     .unwrap_or_default();
     assert_eq!(
-        rescan::origin(&scanned),
-        rescan::Origin::Receiver,
+        trigger::origin(&scanned),
+        trigger::Origin::Receiver,
         "the scan was not the Receiver's: {scanned:?}"
     );
     // A wrong token is refused: the Receiver does not scan for anyone.
@@ -846,8 +888,8 @@ async fn an_event_that_arrives_before_its_tag_is_answered_by_a_rescan() {
     })
     .await;
     assert_eq!(
-        rescan::origin(&receivers),
-        rescan::Origin::Receiver,
+        trigger::origin(&receivers),
+        trigger::Origin::Receiver,
         "{receivers:?}"
     );
     lp.crane(&["tag", &first, "1.0.1"]);
@@ -860,7 +902,7 @@ async fn an_event_that_arrives_before_its_tag_is_answered_by_a_rescan() {
     );
     let found_by = handled().await.unwrap_or_default();
     assert!(
-        matches!(rescan::origin(&found_by), rescan::Origin::Rescan(_)),
+        matches!(trigger::origin(&found_by), trigger::Origin::Rescan(_)),
         "the tag was not found by fluxtune's rescan: {found_by:?}"
     );
 
@@ -883,12 +925,12 @@ async fn an_event_that_arrives_before_its_tag_is_answered_by_a_rescan() {
     )
     .await;
     assert!(
-        note.contains("5 rescans") && note.contains("cluster1-app"),
+        note.contains("5 requests") && note.contains("cluster1-app"),
         "{note}"
     );
     assert_eq!(
-        handled().await.map(|r| rescan::origin(&r)),
-        Some(rescan::Origin::Rescan(rescan::ATTEMPTS)),
+        handled().await.map(|r| trigger::origin(&r)),
+        Some(trigger::Origin::Rescan(rescan::ATTEMPTS)),
         "the last scan handled was the guard's last attempt"
     );
 }
@@ -921,22 +963,7 @@ async fn a_ci_step_announces_a_push_with_a_signed_call() {
     let first = format!("{image}:1.0.0");
     wait_deployed(&client, ns, &first, "the first apply", SETUP).await;
     let url = registry_webhook_url(&client, ns).await;
-    let call = |token: &str| {
-        Command::new("bash")
-            .args([
-                "-c",
-                r#"set -euo pipefail
-BODY="{\"image\":\"$IMAGE\"}"
-SIG=$(printf '%s' "$BODY" | openssl dgst -sha256 -hmac "$TOKEN" | cut -d' ' -f2)
-curl -sf -X POST -H "X-Signature: sha256=$SIG" -H 'Content-Type: application/json' -d "$BODY" "$URL""#,
-            ])
-            .env("IMAGE", format!("{image}:1.0.1"))
-            .env("TOKEN", token)
-            .env("URL", &url)
-            .status()
-            .unwrap()
-            .success()
-    };
+    let call = |token: &str| signed_call(&url, &format!("{image}:1.0.1"), token);
     lp.crane(&["tag", &first, "1.0.1"]);
     assert!(!call("not-the-token"), "a wrongly signed call was accepted");
     let t0 = Instant::now();
@@ -951,4 +978,580 @@ curl -sf -X POST -H "X-Signature: sha256=$SIG" -H 'Content-Type: application/jso
     )
     .await;
     eprintln!("CI call -> applied {}", secs(t0.elapsed()));
+}
+
+/// The CI route's call for IMAGE, signed with TOKEN as `flux trigger receiver` does
+/// (docs/registry-webhooks.md): whether the Receiver accepted it.
+fn signed_call(url: &str, image: &str, token: &str) -> bool {
+    Command::new("bash")
+        .args([
+            "-c",
+            r#"set -euo pipefail
+BODY="{\"image\":\"$IMAGE\"}"
+SIG=$(printf '%s' "$BODY" | openssl dgst -sha256 -hmac "$TOKEN" | cut -d' ' -f2)
+curl -sf -X POST -H "X-Signature: sha256=$SIG" -H 'Content-Type: application/json' -d "$BODY" "$URL""#,
+        ])
+        .env("IMAGE", image)
+        .env("TOKEN", token)
+        .env("URL", url)
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// A webhook that never comes is noticed and healed: with the Git host's webhook lost, a push is
+/// found by the source's periodic poll (a short backstop here), counted as missed, reported as
+/// `WebhookDegraded`, and the source falls back to polling at the fallback interval; once the
+/// webhook is back, the next push arrives by it and the backstop returns.
+#[tokio::test]
+async fn a_missed_git_webhook_is_noticed_and_polling_falls_back_until_webhooks_return() {
+    let lp = Loop::from_env();
+    let client = support::client().await;
+    let fleet = Fleet::new(&client, &lp, "flux-missed", 1, false).await;
+    let (ns, repo) = (&fleet.ns, &fleet.repo);
+    let op = fleet
+        .tune(
+            &client,
+            &lp,
+            json!({
+                "pollingClass": "Webhook",
+                "webhook": {"provider": "github", "secretRef": {"name": "hook"},
+                            "fallback": {"interval": "10s"}},
+                "intervals": {"source": "30s"},
+            }),
+        )
+        .await;
+    let profiles: kube::Api<fluxtune::api::FluxProfile> = kube::Api::namespaced(client.clone(), ns);
+    let status = || async { profiles.get("cluster1").await.ok()?.status };
+    let degraded = |s: &fluxtune::api::FluxProfileStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == "WebhookDegraded")
+            .map(|c| c.status.clone())
+    };
+    eventually("the webhook in status, none missed", SETUP, || async {
+        let s = status().await?;
+        (s.webhook.is_some() && s.delivery.is_some() && degraded(&s).as_deref() == Some("False"))
+            .then_some(())
+    })
+    .await;
+    let interval = || {
+        field(
+            &client,
+            ns,
+            FluxKind::GitRepository,
+            "cluster1",
+            "/spec/interval",
+        )
+    };
+    assert_eq!(interval().await.as_deref(), Some("30s"));
+
+    // Lost: the poll finds the push.
+    repo.remove_webhooks();
+    let lost = repo.push_change("cluster1/configmap.yaml", |t| {
+        t.replace("revision: \"1\"", "revision: \"2\"")
+    });
+    let missed = eventually(
+        "the missed webhook in status",
+        Duration::from_secs(90),
+        || async {
+            let s = status().await?;
+            (degraded(&s).as_deref() == Some("True")).then_some(s.missed_webhooks)
+        },
+    )
+    .await;
+    assert_eq!(missed.len(), 1, "{missed:?}");
+    assert_eq!(missed[0].kind, "GitRepository");
+    assert!(missed[0].revision.ends_with(&lost), "{missed:?}");
+    eventually("the fallback interval", SETUP, || async {
+        (interval().await.as_deref() == Some("10s")).then_some(())
+    })
+    .await;
+    let (trigger, _) = observed(&client, ns, "commitToDeploy", |r| r.ends_with(&lost)).await;
+    assert_eq!(
+        trigger, "Poll",
+        "judged when new, not after the fallback's own apply"
+    );
+    let notes = profile_events(&client, ns, "WebhookMissed").await;
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains(&lost) && n.contains("polling every 10s")),
+        "{notes:?}"
+    );
+    let metrics = op.metrics().await;
+    assert_eq!(
+        support::metric(
+            &metrics,
+            "fluxtune_webhooks_missed_total",
+            "kind=\"GitRepository\""
+        ),
+        1
+    );
+    assert_eq!(
+        support::metric(
+            &metrics,
+            "fluxtune_webhook_fallback",
+            "profile=\"cluster1\""
+        ),
+        1
+    );
+    let budget = status().await.unwrap().latency_budget.unwrap();
+    assert_eq!(
+        budget.webhook_lost.as_deref(),
+        Some("20.5s"),
+        "1.05 x 10s + 10s"
+    );
+
+    // Back: the next push arrives by webhook (a fallback poll may beat a webhook to a push, so
+    // up to three pushes), and the backstop returns.
+    let hook = webhook_url(&client, &lp, ns, "cluster1").await;
+    repo.add_webhook(&hook, TOKEN);
+    let mut restored = None;
+    for n in 3..6 {
+        repo.push_change("cluster1/configmap.yaml", |t| {
+            t.replace(
+                &format!("revision: \"{}\"", n - 1),
+                &format!("revision: \"{n}\""),
+            )
+        });
+        let head = repo.head();
+        let s = eventually("the push judged", SETUP, || async {
+            let s = status().await?;
+            let judged = s
+                .delivery
+                .as_ref()?
+                .source_revision
+                .as_deref()?
+                .ends_with(&head);
+            judged.then_some(s)
+        })
+        .await;
+        if degraded(&s).as_deref() == Some("False") {
+            restored = Some(head);
+            break;
+        }
+    }
+    let head = restored.expect("no push arrived by webhook once it was back");
+    eventually("the backstop again", SETUP, || async {
+        (interval().await.as_deref() == Some("30s")).then_some(())
+    })
+    .await;
+    let notes = profile_events(&client, ns, "WebhookRestored").await;
+    assert!(notes.iter().any(|n| n.contains("back to 30s")), "{notes:?}");
+    assert!(status().await.unwrap().missed_webhooks.is_empty());
+    let (trigger, _) = observed(&client, ns, "commitToDeploy", |r| r.ends_with(&head)).await;
+    assert_eq!(trigger, "Webhook");
+}
+
+/// The same for registries: a new tag that a periodic scan found while a registry Receiver
+/// listens is a missed registry webhook; the scan falls back to the fallback interval until a tag
+/// arrives by the Receiver again (here the CI route's signed call).
+#[tokio::test]
+async fn a_missed_registry_webhook_is_noticed_and_the_scan_falls_back() {
+    let lp = Loop::from_env();
+    let client = support::client().await;
+    let fleet = Fleet::new(&client, &lp, "flux-missed-registry", 1, true).await;
+    let (ns, image) = (&fleet.ns, &fleet.image);
+    support::webhook_secret(&client, ns, "registry-hook", "ci-token").await;
+    let op = fleet
+        .tune(
+            &client,
+            &lp,
+            with_image(
+                json!({
+                "pollingClass": "Webhook",
+                "webhook": {"provider": "github", "secretRef": {"name": "hook"}},
+                "registryWebhook": {"provider": "generic-hmac", "secretRef": {"name": "registry-hook"},
+                                    "baseURL": format!("http://{}", lp.receiver),
+                                    "fallback": {"interval": "10s"}},
+                "intervals": {"imageScan": "20s"},
+                }),
+                image,
+            ),
+        )
+        .await;
+    let first = format!("{image}:1.0.0");
+    wait_deployed(&client, ns, &first, "the first apply", SETUP).await;
+    let url = registry_webhook_url(&client, ns).await;
+    let profiles: kube::Api<fluxtune::api::FluxProfile> = kube::Api::namespaced(client.clone(), ns);
+    let missed = || async {
+        profiles
+            .get("cluster1")
+            .await
+            .ok()
+            .and_then(|p| p.status)
+            .map(|s| s.missed_webhooks)
+            .unwrap_or_default()
+    };
+    let interval = || {
+        field(
+            &client,
+            ns,
+            FluxKind::ImageRepository,
+            "cluster1-app",
+            "/spec/interval",
+        )
+    };
+    assert_eq!(interval().await.as_deref(), Some("20s"));
+
+    // Nobody calls: the periodic scan finds 1.0.1.
+    lp.crane(&["tag", &first, "1.0.1"]);
+    let second = format!("{image}:1.0.1");
+    wait_deployed(&client, ns, &second, "1.0.1 by the scan", SETUP).await;
+    let list = eventually("the missed registry webhook", SETUP, || async {
+        let m = missed().await;
+        (!m.is_empty()).then_some(m)
+    })
+    .await;
+    assert_eq!(list[0].kind, "ImageRepository");
+    assert_eq!(list[0].revision, second);
+    eventually("the scan's fallback interval", SETUP, || async {
+        (interval().await.as_deref() == Some("10s")).then_some(())
+    })
+    .await;
+    let metrics = op.metrics().await;
+    assert_eq!(
+        support::metric(
+            &metrics,
+            "fluxtune_webhooks_missed_total",
+            "kind=\"ImageRepository\""
+        ),
+        1
+    );
+    let (trigger, _) = observed(&client, ns, "imageToDeploy", |r| r == second).await;
+    assert_eq!(trigger, "Scan");
+
+    // A tag announced by the CI route's call: the webhook is back, so is the 20s scan. (A
+    // fallback scan may find the tag before the call's scan does: then call again with the next.)
+    let mut restored = false;
+    for n in 2..5 {
+        let tag = format!("{image}:1.0.{n}");
+        lp.crane(&["tag", &first, &format!("1.0.{n}")]);
+        assert!(signed_call(&url, &tag, "ci-token"), "the call was refused");
+        wait_deployed(&client, ns, &tag, "the announced tag", SETUP).await;
+        if eventually("the tag judged", SETUP, || async {
+            let p = profiles.get("cluster1").await.ok()?;
+            let s = p.status?;
+            let judged = s.delivery?.images.iter().any(|i| i.latest_image == tag);
+            judged.then_some(s.missed_webhooks.is_empty())
+        })
+        .await
+        {
+            restored = true;
+            break;
+        }
+    }
+    assert!(restored, "no tag arrived by the Receiver");
+    eventually("the backstop scan again", SETUP, || async {
+        (interval().await.as_deref() == Some("20s")).then_some(())
+    })
+    .await;
+}
+
+/// The propagation guard for Git, with the real notification-controller and source-controller: a
+/// push to another branch calls the Receiver, whose fetch finds the followed branch unchanged, so
+/// fluxtune asks again after 2, 4, 8, 16 and 30 s (a Git host can call before its replicas serve
+/// the commit), then leaves it to the backstop with a Normal `GitEventUnanswered` Event.
+#[tokio::test]
+async fn a_webhook_whose_fetch_finds_nothing_new_is_asked_again_then_left_to_the_backstop() {
+    let lp = Loop::from_env();
+    let client = support::client().await;
+    let fleet = Fleet::new(&client, &lp, "flux-git-guard", 1, false).await;
+    let (ns, repo) = (&fleet.ns, &fleet.repo);
+    let _op = fleet
+        .tune(
+            &client,
+            &lp,
+            json!({
+                "pollingClass": "Webhook",
+                "webhook": {"provider": "github", "secretRef": {"name": "hook"}},
+            }),
+        )
+        .await;
+    let main = repo.head();
+    artifact_of(&client, ns, "cluster1", &main, SETUP).await;
+    let handled = || {
+        field(
+            &client,
+            ns,
+            FluxKind::GitRepository,
+            "cluster1",
+            "/status/lastHandledReconcileAt",
+        )
+    };
+    repo.push_branch("feature", "cluster1/notes.txt", "not on main\n");
+    let receiver = eventually("the Receiver's request handled", SETUP, || async {
+        handled()
+            .await
+            .filter(|h| trigger::origin(h) == trigger::Origin::Receiver)
+    })
+    .await;
+    eprintln!("the Receiver asked: {receiver}");
+    let events: kube::Api<k8s_openapi::api::events::v1::Event> =
+        kube::Api::namespaced(client.clone(), ns);
+    let event = eventually(
+        "a GitEventUnanswered event",
+        Duration::from_secs(120),
+        || async {
+            let list = events.list(&Default::default()).await.ok()?;
+            list.items
+                .into_iter()
+                .find(|e| e.reason.as_deref() == Some("GitEventUnanswered"))
+        },
+    )
+    .await;
+    assert_eq!(
+        event.type_.as_deref(),
+        Some("Normal"),
+        "another branch is no fault"
+    );
+    let note = event.note.unwrap_or_default();
+    assert!(
+        note.contains("5 requests") && note.contains("GitRepository cluster1"),
+        "{note}"
+    );
+    assert_eq!(
+        handled().await.map(|h| trigger::origin(&h)),
+        Some(trigger::Origin::Rescan(rescan::ATTEMPTS)),
+        "the last fetch handled was the guard's last attempt"
+    );
+    assert!(
+        field(
+            &client,
+            ns,
+            FluxKind::GitRepository,
+            "cluster1",
+            "/status/artifact/revision"
+        )
+        .await
+        .is_some_and(|r| r.ends_with(&main)),
+        "the followed branch did not move"
+    );
+}
+
+/// spec.kustomizations with the real controllers: infrastructure, then apps (dependsOn, a postBuild
+/// substitution from the spec and from a ConfigMap) against the one tuned source. While the
+/// infrastructure cannot build, the profile is not Ready and names it, and the apps are not
+/// applied; once it is fixed, both apply the same revision, the profile is Ready (delivered) no
+/// earlier than the apps' apply, and the observed latency ends at that last apply.
+#[tokio::test]
+async fn layered_kustomizations_are_delivered_only_when_infrastructure_then_apps_have_applied() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let lp = Loop::from_env();
+    let client = support::client().await;
+    let ns = support::namespace(&client, "flux-layered").await;
+    let configmap = |name: &str, data: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n{data}")
+    };
+    let kustomization = |resources: &[&str]| {
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n{}",
+            resources
+                .iter()
+                .map(|r| format!("  - {r}\n"))
+                .collect::<String>()
+        )
+    };
+    let repo = Repo::init(&lp, &ns, |dir| {
+        let write = |file: &str, text: String| {
+            let path = dir.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write(
+            "library/kustomization.yaml",
+            kustomization(&["settings.yaml"]),
+        );
+        write(
+            "library/settings.yaml",
+            configmap("library-settings", "  logLevel: info\n"),
+        );
+        // Not buildable yet: it names a file that is not committed.
+        write(
+            "infrastructure/kustomization.yaml",
+            kustomization(&["configmap.yaml", "missing.yaml"]),
+        );
+        write(
+            "infrastructure/configmap.yaml",
+            configmap("infra-config", "  layer: infrastructure\n"),
+        );
+        write(
+            "apps/kustomization.yaml",
+            kustomization(&["configmap.yaml"]),
+        );
+        write(
+            "apps/configmap.yaml",
+            configmap(
+                "apps-config",
+                "  domain: ${domain}\n  cluster: ${cluster_name}\n",
+            ),
+        );
+        // Outside every Kustomization's path: the source drops it.
+        write(
+            "other/configmap.yaml",
+            configmap("other-config", "  x: y\n"),
+        );
+    });
+    let configs = kube::Api::<ConfigMap>::namespaced(client.clone(), &ns);
+    configs
+        .create(
+            &Default::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "cluster-vars"},
+                "data": {"cluster_name": "cluster1"},
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let fleet = Fleet {
+        ns: ns.clone(),
+        image: "registry.example.com/acme/app".into(),
+        repo,
+    };
+    let _op = fleet
+        .tune(
+            &client,
+            &lp,
+            json!({
+                "pollingClass": "Webhook",
+                "webhook": {"provider": "github", "secretRef": {"name": "hook"}},
+                "kustomizations": [
+                    {"name": "infra", "path": "infrastructure"},
+                    {"name": "apps", "path": "apps", "dependsOn": [{"name": "infra"}],
+                     "postBuild": {
+                        "substitute": {"domain": "cluster1.example.com"},
+                        "substituteFrom": [{"kind": "ConfigMap", "name": "cluster-vars"}]}},
+                ],
+            }),
+        )
+        .await;
+    let profiles = kube::Api::<fluxtune::api::FluxProfile>::namespaced(client.clone(), &ns);
+    let ready_condition = |p: &fluxtune::api::FluxProfile| {
+        p.status
+            .as_ref()?
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .cloned()
+    };
+
+    let not_ready = eventually(
+        "not Ready, naming the infrastructure's failed build",
+        SETUP,
+        || async {
+            let p = profiles.get("cluster1").await.ok()?;
+            let ready = ready_condition(&p)?;
+            (ready.status == "False"
+                && ready.reason == "ApplyFailed"
+                && ready.message.starts_with("Kustomization/cluster1-infra: ")
+                && ready.message.contains("missing.yaml"))
+            .then_some((ready, p.status?.delivery))
+        },
+    )
+    .await;
+    eprintln!("layered, infrastructure broken: {}", not_ready.0.message);
+    assert_eq!(
+        not_ready.1.and_then(|d| d.applied_revision),
+        None,
+        "nothing applied by both"
+    );
+    assert!(configs.get_opt("apps-config").await.unwrap().is_none());
+    let apps = failure(&client, &ns, FluxKind::Kustomization, "cluster1-apps").await;
+    eprintln!("the apps meanwhile: {apps:?}");
+
+    let pushed = Instant::now();
+    let commit = fleet.repo.push_file(
+        "infrastructure/kustomization.yaml",
+        &kustomization(&["configmap.yaml"]),
+    );
+    let p = eventually("Ready once both applied the fix", SETUP, || async {
+        let p = profiles.get("cluster1").await.ok()?;
+        (ready_condition(&p)?.status == "True").then_some(p)
+    })
+    .await;
+    eprintln!(
+        "layered: the fix was delivered through both Kustomizations in {}",
+        secs(pushed.elapsed())
+    );
+    let status = p.status.clone().unwrap();
+    let delivery = status.delivery.unwrap();
+    assert!(
+        delivery
+            .applied_revision
+            .as_deref()
+            .is_some_and(|r| r.ends_with(&commit)),
+        "{delivery:?} does not name {commit}"
+    );
+    let mut applied_at = Vec::new();
+    for name in ["cluster1-infra", "cluster1-apps"] {
+        let revision = field(
+            &client,
+            &ns,
+            FluxKind::Kustomization,
+            name,
+            "/status/lastAppliedRevision",
+        )
+        .await;
+        assert_eq!(revision, delivery.applied_revision, "{name}");
+        let ready =
+            crate::flux_support::condition(&client, &ns, FluxKind::Kustomization, name, "Ready")
+                .await
+                .unwrap();
+        applied_at.push(ready["lastTransitionTime"].as_str().unwrap().to_string());
+    }
+    let (infra_at, apps_at) = (&applied_at[0], &applied_at[1]);
+    assert!(infra_at <= apps_at, "infra {infra_at}, apps {apps_at}");
+    let profile_ready_at = ready_condition(&p)
+        .unwrap()
+        .last_transition_time
+        .0
+        .to_string();
+    let (profile_ready, apps_applied): (
+        k8s_openapi::jiff::Timestamp,
+        k8s_openapi::jiff::Timestamp,
+    ) = (profile_ready_at.parse().unwrap(), apps_at.parse().unwrap());
+    assert!(
+        profile_ready >= apps_applied,
+        "Ready at {profile_ready} before the apps applied at {apps_applied}"
+    );
+    // The observed latency of the fix ends at the last Kustomization's apply.
+    let sample = eventually("the fix's latency sample", SETUP, || async {
+        let p = profiles.get("cluster1").await.ok()?;
+        let sample = p.status?.observed_latency?.commit_to_deploy?;
+        delivery
+            .applied_revision
+            .as_ref()
+            .is_some_and(|r| *r == sample.revision)
+            .then_some(sample)
+    })
+    .await;
+    assert_eq!(sample.applied_at.0, apps_applied, "{sample:?}");
+
+    let apps_config = configs.get("apps-config").await.unwrap();
+    let data = apps_config.data.unwrap();
+    assert_eq!(data["domain"], "cluster1.example.com", "substitute");
+    assert_eq!(data["cluster"], "cluster1", "substituteFrom");
+    assert!(configs.get_opt("infra-config").await.unwrap().is_some());
+    assert!(
+        configs.get_opt("other-config").await.unwrap().is_none(),
+        "a folder no Kustomization reads is not applied"
+    );
+    let url = field(
+        &client,
+        &ns,
+        FluxKind::GitRepository,
+        "cluster1",
+        "/status/artifact/url",
+    )
+    .await
+    .unwrap();
+    let paths = artifact_paths(&url);
+    assert!(
+        paths.iter().all(|p| ["apps", "infrastructure", "library"]
+            .iter()
+            .any(|kept| p == kept || p.starts_with(&format!("{kept}/")))),
+        "the artifact holds more than the Kustomizations' and shared folders: {paths:?}"
+    );
 }

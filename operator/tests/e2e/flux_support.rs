@@ -167,6 +167,19 @@ impl Repo {
         self.head()
     }
 
+    /// Writes every (FILE, CONTENT) into the clone, commits them as one commit and pushes.
+    pub fn push_files(&self, files: &[(&str, &str)], message: &str) -> String {
+        for (file, content) in files {
+            let path = self.work.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, content).unwrap();
+            git(&self.work, &["add", file]);
+        }
+        git(&self.work, &["commit", "-qm", message]);
+        git(&self.work, &["push", "-q", &self.url, "main"]);
+        self.head()
+    }
+
     pub fn head(&self) -> String {
         git(&self.work, &["rev-parse", "HEAD"]).trim().to_string()
     }
@@ -178,6 +191,28 @@ impl Repo {
             "--add",
             "fluxtune.webhook",
             &format!("{url} {token}"),
+        ]));
+    }
+
+    /// Commits FILE with CONTENT on BRANCH (created from main) and pushes that branch: the Git
+    /// host calls its webhooks, the branch the GitRepository follows does not move.
+    pub fn push_branch(&self, branch: &str, file: &str, content: &str) -> String {
+        git(&self.work, &["checkout", "-q", "-B", branch, "main"]);
+        std::fs::write(self.work.join(file), content).unwrap();
+        git(&self.work, &["add", file]);
+        git(&self.work, &["commit", "-qm", &format!("{branch}: {file}")]);
+        git(&self.work, &["push", "-q", &self.url, branch]);
+        let head = self.head();
+        git(&self.work, &["checkout", "-q", "main"]);
+        head
+    }
+
+    /// The Git host stops calling: every webhook is lost from now on.
+    pub fn remove_webhooks(&self) {
+        run(Command::new("git").arg("--git-dir").arg(&self.bare).args([
+            "config",
+            "--unset-all",
+            "fluxtune.webhook",
         ]));
     }
 
@@ -551,4 +586,40 @@ pub fn artifact_paths(url: &str) -> Vec<String> {
 
 pub fn secs(d: Duration) -> String {
     format!("{:.2}s", d.as_secs_f64())
+}
+
+/// The profile `cluster1`'s observed sample of `path` (commitToDeploy or imageToDeploy) once it
+/// names a revision `matches` accepts: its trigger and duration in seconds.
+pub async fn observed(
+    client: &Client,
+    ns: &str,
+    path: &str,
+    matches: impl Fn(&str) -> bool,
+) -> (String, f64) {
+    eventually(&format!("status.observedLatency.{path}"), SETUP, || async {
+        let p = Api::<fluxtune::api::FluxProfile>::namespaced(client.clone(), ns)
+            .get("cluster1")
+            .await
+            .ok()?;
+        let latency = p.status?.observed_latency?;
+        let sample = match path {
+            "commitToDeploy" => latency.commit_to_deploy?,
+            _ => latency.image_to_deploy?,
+        };
+        let took: kube::core::Duration = sample.duration.parse().ok()?;
+        matches(&sample.revision).then(|| (sample.trigger, Duration::from(took).as_secs_f64()))
+    })
+    .await
+}
+
+/// The notes of the Events on the profile `cluster1` with `reason`.
+pub async fn profile_events(client: &Client, ns: &str, reason: &str) -> Vec<String> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    let list = events.list(&Default::default()).await.unwrap();
+    list.items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("cluster1"))
+        .filter_map(|e| e.note)
+        .collect()
 }

@@ -3,10 +3,12 @@
 
 #[path = "../cases/mod.rs"]
 mod cases;
+mod faults;
 mod flux;
 mod flux_install;
 mod flux_support;
 mod gitops;
+mod migrate;
 mod monitoring;
 mod operator;
 mod rbac;

@@ -4,10 +4,17 @@
 use std::collections::BTreeMap;
 
 use fluxtune::{api::FluxProfile, flux::FluxKind, render::receiver::webhook_path};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::{
+    api::{
+        core::v1::Secret,
+        rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule},
+    },
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
 use kube::{
     Api, Client, ResourceExt,
     api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams},
+    config::Kubeconfig,
 };
 use serde_json::{Value, json};
 
@@ -581,4 +588,440 @@ async fn of_two_replicas_only_the_leader_writes() {
     )
     .await;
     b.stop();
+}
+
+/// An identity of the test's own: the admin's kubeconfig impersonating the user `e2e:<ns>`,
+/// bound to a copy of deploy/'s ClusterRole, whose rules a test then narrows and restores
+/// (other tests keep deploy/'s role untouched).
+struct OwnIdentity {
+    client: Client,
+    name: String,
+    rules: Vec<PolicyRule>,
+    kubeconfig: std::path::PathBuf,
+}
+
+impl OwnIdentity {
+    async fn new(client: &Client, ns: &str) -> OwnIdentity {
+        let roles: Api<ClusterRole> = Api::all(client.clone());
+        let rules = roles
+            .get("fluxtune")
+            .await
+            .expect("deploy/'s ClusterRole (e2e/deploy-check.sh applies it)")
+            .rules
+            .unwrap_or_default();
+        let name = format!("e2e-{ns}");
+        let user = format!("e2e:{ns}");
+        let id = OwnIdentity {
+            client: client.clone(),
+            name: name.clone(),
+            rules,
+            kubeconfig: std::env::temp_dir().join(format!("fluxtune-e2e-{ns}.kubeconfig")),
+        };
+        id.grant(|_| true).await;
+        Api::<ClusterRoleBinding>::all(client.clone())
+            .patch(
+                &name,
+                &PatchParams::apply("e2e").force(),
+                &Patch::Apply(json!({
+                    "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                    "metadata": {"name": name},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+                    "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]
+                })),
+            )
+            .await
+            .unwrap();
+        let mut kubeconfig = Kubeconfig::read_from(support::kubeconfig_path()).unwrap();
+        for auth in &mut kubeconfig.auth_infos {
+            if let Some(info) = auth.auth_info.as_mut() {
+                info.impersonate = Some(user.clone());
+            }
+        }
+        std::fs::write(&id.kubeconfig, serde_json::to_vec(&kubeconfig).unwrap()).unwrap();
+        id
+    }
+
+    /// deploy/'s rules, less each (apiGroup, resource, verb) for which `keep` is false.
+    async fn grant(&self, keep: impl Fn(&(&str, &str, &str)) -> bool) {
+        // One rule per resource, so that denying one resource's verb leaves its group's others.
+        let rules: Vec<PolicyRule> = self
+            .rules
+            .iter()
+            .flat_map(|rule| {
+                let group = rule.api_groups.as_ref().and_then(|g| g.first().cloned());
+                let group = group.unwrap_or_default();
+                let resources = rule.resources.clone().unwrap_or_default();
+                let keep = &keep;
+                resources.into_iter().filter_map(move |resource| {
+                    let mut one = rule.clone();
+                    one.verbs
+                        .retain(|verb| keep(&(group.as_str(), resource.as_str(), verb.as_str())));
+                    one.resources = Some(vec![resource]);
+                    (!one.verbs.is_empty()).then_some(one)
+                })
+            })
+            .collect();
+        Api::<ClusterRole>::all(self.client.clone())
+            .patch(
+                &self.name,
+                &PatchParams::apply("e2e").force(),
+                &Patch::Apply(json!({
+                    "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                    "metadata": {"name": self.name},
+                    "rules": rules,
+                })),
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn remove(self) {
+        let dp = DeleteParams::default();
+        let _ = Api::<ClusterRoleBinding>::all(self.client.clone())
+            .delete(&self.name, &dp)
+            .await;
+        let _ = Api::<ClusterRole>::all(self.client.clone())
+            .delete(&self.name, &dp)
+            .await;
+        let _ = std::fs::remove_file(&self.kubeconfig);
+    }
+}
+
+#[tokio::test]
+async fn a_port_already_in_use_ends_the_process_with_the_reason() {
+    let client = support::client().await;
+    let ns = support::namespace(&client, "port").await;
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = held.local_addr().unwrap().to_string();
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_fluxtune"))
+        .args(["run", "--namespace", &ns, "--http-addr", &addr])
+        .args(["--leader-election", "false"])
+        .env("KUBECONFIG", support::operator_kubeconfig_path())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(PATIENCE, run)
+        .await
+        .expect("fluxtune run exits when its port is taken")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: HTTP server: cannot listen on --http-addr {addr}: Address already in use"
+        )),
+        "{stderr}"
+    );
+    drop(held);
+}
+
+#[tokio::test]
+async fn readyz_answers_200_only_once_the_profile_cache_and_every_flux_cache_are_filled() {
+    let client = support::client().await;
+    let ns = support::namespace(&client, "readyz").await;
+    let id = OwnIdentity::new(&client, &ns).await;
+    let cannot_list = |denied: &'static [&'static str]| {
+        move |(_, resource, verb): &(&str, &str, &str)| {
+            !(denied.contains(resource) && matches!(*verb, "list" | "watch"))
+        }
+    };
+    // Neither the profiles nor the ImagePolicies can be listed: their caches cannot fill.
+    id.grant(cannot_list(&["fluxprofiles", "imagepolicies"]))
+        .await;
+    let op = Operator::start_as(id.kubeconfig.clone(), &ns, "op-a", &[]);
+    eventually("/healthz answers", PATIENCE, || async {
+        (op.status_of("/healthz").await == Some(200)).then_some(())
+    })
+    .await;
+    let stays_unready = |seconds: u64| {
+        let op = &op;
+        async move {
+            for _ in 0..seconds * 10 {
+                assert_eq!(op.status_of("/readyz").await, Some(503), "{}", op.logs());
+                assert_eq!(op.status_of("/healthz").await, Some(200));
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+    stays_unready(3).await;
+
+    // The Flux caches fill; the profiles' still cannot. A failing watch retries on its own
+    // backoff (up to about 30 s): hence the patience.
+    let after_backoff = 3 * PATIENCE;
+    id.grant(cannot_list(&["fluxprofiles"])).await;
+    eventually("every Flux cache filled", after_backoff, || async {
+        let filled = op
+            .logs()
+            .lines()
+            .filter(|l| l.contains("cache filled"))
+            .count();
+        // Every Flux kind's, not the profiles'.
+        (filled == FluxKind::ALL.len() && !op.logs().contains("cache=\"FluxProfile\""))
+            .then_some(())
+    })
+    .await;
+    stays_unready(2).await;
+
+    id.grant(|_| true).await;
+    eventually("/readyz 200", after_backoff, || async {
+        (op.status_of("/readyz").await == Some(200)).then_some(())
+    })
+    .await;
+    support::webhook_secret(&client, &ns, "hook", TOKEN).await;
+    apply_profile(&client, &profile(&ns, webhook_spec())).await;
+    wait_applied(&client, &ns).await;
+    drop(op);
+    id.remove().await;
+}
+
+#[tokio::test]
+async fn a_failed_read_of_the_flux_crds_does_not_end_the_process() {
+    let client = support::client().await;
+    let ns = support::namespace(&client, "crdread").await;
+    support::webhook_secret(&client, &ns, "hook", TOKEN).await;
+    let id = OwnIdentity::new(&client, &ns).await;
+    let mut op = Operator::start_as(id.kubeconfig.clone(), &ns, "op-a", &[]);
+    op.wait_ready().await;
+
+    // The watch of the Flux CRDs goes on, but reading them is refused (403), as it fails while
+    // the API server restarts.
+    id.grant(|(_, resource, verb)| !(*resource == "customresourcedefinitions" && *verb == "get"))
+        .await;
+    // Any change to a Flux CRD makes the operator read them all again.
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = FluxKind::Receiver.crd_name();
+    let poke = format!("e2e.fluxtune.dev/{ns}");
+    crds.patch(
+        &crd,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {&poke: "1"}}})),
+    )
+    .await
+    .unwrap();
+    eventually("the failed read is logged", PATIENCE, || async {
+        op.logs()
+            .contains("reading the Flux CRDs again failed")
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert!(op.is_running(), "{}", op.logs());
+    assert_eq!(op.status_of("/readyz").await, Some(200));
+
+    // Reads work again: the retry finds the CRDs unchanged, and the controller never stopped.
+    id.grant(|_| true).await;
+    eventually("the CRDs read again", PATIENCE, || async {
+        op.logs()
+            .contains("read the Flux CRDs again: unchanged")
+            .then_some(())
+    })
+    .await;
+    apply_profile(&client, &profile(&ns, webhook_spec())).await;
+    wait_applied(&client, &ns).await;
+    assert!(op.is_running(), "{}", op.logs());
+    assert_eq!(
+        op.logs().matches("reconciling FluxProfiles").count(),
+        1,
+        "the controller was not restarted: {}",
+        op.logs()
+    );
+    crds.patch(
+        &crd,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {&poke: null}}})),
+    )
+    .await
+    .unwrap();
+    drop(op);
+    id.remove().await;
+}
+
+#[tokio::test]
+async fn a_start_with_many_waiting_profiles_runs_at_most_the_bound_of_reconciles_at_once() {
+    const PROFILES: usize = 24;
+    const BOUND: u64 = 3;
+    let client = support::client().await;
+    let ns = support::namespace(&client, "bound").await;
+    support::webhook_secret(&client, &ns, "hook", TOKEN).await;
+    let api: Api<FluxProfile> = Api::namespaced(client.clone(), &ns);
+    // Every profile waits when the operator starts, none applied yet: the largest burst. No
+    // images: the Flux controllers of the tests that run next would be kept busy scanning 48
+    // unreachable repositories.
+    let mut spec = webhook_spec();
+    spec.as_object_mut().unwrap().remove("images");
+    spec.as_object_mut().unwrap().remove("imageUpdate");
+    for i in 0..PROFILES {
+        let mut doc = profile(&ns, spec.clone());
+        doc["metadata"]["name"] = json!(format!("p{i}"));
+        doc["spec"]["cluster"]["name"] = json!(format!("cluster{i}"));
+        apply_profile(&client, &doc).await;
+    }
+    let op = Operator::start_with(
+        &ns,
+        "op-a",
+        &["--max-concurrent-reconciles", &BOUND.to_string()],
+    );
+    op.wait_ready().await;
+    eventually(
+        &format!("{PROFILES} profiles applied"),
+        // A liveness bound: on two shared cores with the Flux controllers running, a reconcile
+        // that created 8 objects has taken 3 s.
+        4 * PATIENCE,
+        || async {
+            let applied = api
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .iter()
+                .filter(|p| {
+                    p.status.as_ref().and_then(|s| s.observed_generation) == p.metadata.generation
+                        && condition(p, "Applied") == Some(("True", "ReconciliationSucceeded"))
+                })
+                .count();
+            (applied == PROFILES).then_some(())
+        },
+    )
+    .await;
+    let m = op.metrics().await;
+    assert_eq!(
+        support::metric(&m, "fluxtune_max_concurrent_reconciles", ""),
+        BOUND
+    );
+    // Reached, and never exceeded: the bound, not the workload, limited the reconciles.
+    assert_eq!(
+        support::metric(&m, "fluxtune_reconciles_in_flight_max", ""),
+        BOUND,
+        "{m}"
+    );
+    assert!(support::metric(&m, "fluxtune_reconciles_in_flight", "") <= BOUND);
+    drop(op);
+    // Nor their 24 GitRepositories fetched and Receivers served.
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+        .delete(&ns, &DeleteParams::default())
+        .await
+        .unwrap();
+}
+
+/// spec.kustomizations: a dependsOn cycle passes the CRD (CEL cannot follow chains) and is
+/// Stalled with DependencyCycle, creating nothing and not retried; once the cycle is broken each
+/// entry is a Kustomization `<profile>-<entry>` with its dependsOn, and renaming an entry prunes
+/// the old Kustomization like any other object that left the profile.
+#[tokio::test]
+async fn a_kustomization_cycle_is_stalled_and_a_renamed_entry_is_pruned() {
+    let client = support::client().await;
+    let ns = support::namespace(&client, "kustomizations").await;
+    let op = Operator::start(&ns, "op");
+    op.wait_ready().await;
+    let spec = |entries: Value| {
+        json!({
+            "cluster": {"name": "cluster1"},
+            "source": {"url": "https://git.example.com/acme/kubeconf.git"},
+            "kustomizations": entries,
+        })
+    };
+    apply_profile(
+        &client,
+        &profile(
+            &ns,
+            spec(json!([
+                {"name": "infra", "path": "infra", "dependsOn": [{"name": "apps"}]},
+                {"name": "apps", "path": "apps", "dependsOn": [{"name": "infra"}]},
+            ])),
+        ),
+    )
+    .await;
+    let p = eventually("the cycle is Stalled", PATIENCE, || async {
+        let p = get_profile(&client, &ns).await;
+        (condition(&p, "Stalled") == Some(("True", "DependencyCycle"))).then_some(p)
+    })
+    .await;
+    assert_eq!(condition(&p, "Ready"), Some(("False", "DependencyCycle")));
+    let stalled = p.status.as_ref().unwrap();
+    let message = &stalled
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Stalled")
+        .unwrap()
+        .message;
+    assert!(
+        message.contains("dependsOn forms a cycle: infra -> apps -> infra"),
+        "{message}"
+    );
+    assert!(children(&client, &ns).await.is_empty(), "nothing applied");
+    // Only a person can fix it: no retry, so nothing more is reconciled or written.
+    // (After the one reconcile its own status write brings.)
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let ok = |text: &str| support::metric(text, "fluxtune_reconciles_total", "result=\"ok\"");
+    let (reconciles, patches) = (ok(&op.metrics().await), op.requests("PATCH").await);
+    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+    assert_eq!(ok(&op.metrics().await), reconciles, "reconciled again");
+    assert_eq!(op.requests("PATCH").await, patches, "wrote again");
+
+    apply_profile(
+        &client,
+        &profile(
+            &ns,
+            spec(json!([
+                {"name": "infra", "path": "infra"},
+                {"name": "apps", "path": "apps", "dependsOn": [{"name": "infra"}]},
+            ])),
+        ),
+    )
+    .await;
+    wait_applied(&client, &ns).await;
+    let all = children(&client, &ns).await;
+    let kustomizations: Vec<&str> = all
+        .keys()
+        .filter(|(kind, _)| kind == "Kustomization")
+        .map(|(_, name)| name.as_str())
+        .collect();
+    assert_eq!(kustomizations, ["cluster1-apps", "cluster1-infra"]);
+    let apps = &all[&("Kustomization".to_string(), "cluster1-apps".to_string())];
+    assert_eq!(
+        apps.data["spec"]["dependsOn"],
+        json!([{"name": "cluster1-infra"}])
+    );
+    assert_eq!(apps.data["spec"]["path"], "./apps");
+    let git = &all[&("GitRepository".to_string(), "cluster1".to_string())];
+    assert_eq!(
+        git.data["spec"]["sparseCheckout"],
+        json!(["apps/", "infra/", "library/"])
+    );
+
+    apply_profile(
+        &client,
+        &profile(
+            &ns,
+            spec(json!([
+                {"name": "infrastructure", "path": "infra"},
+                {"name": "apps", "path": "apps", "dependsOn": [{"name": "infrastructure"}]},
+            ])),
+        ),
+    )
+    .await;
+    let p = eventually(
+        "the renamed entry's old Kustomization is pruned",
+        PATIENCE,
+        || async {
+            let all = children(&client, &ns).await;
+            let names: Vec<String> = all
+                .keys()
+                .filter(|(kind, _)| kind == "Kustomization")
+                .map(|(_, name)| name.clone())
+                .collect();
+            let p = get_profile(&client, &ns).await;
+            (names == ["cluster1-apps", "cluster1-infrastructure"]
+                && p.status.as_ref()?.observed_generation == p.metadata.generation)
+                .then_some(p)
+        },
+    )
+    .await;
+    let inventory: Vec<String> = p
+        .status
+        .unwrap()
+        .inventory
+        .iter()
+        .filter(|e| e.kind == "Kustomization")
+        .map(|e| e.name.clone())
+        .collect();
+    assert_eq!(inventory, ["cluster1-infrastructure", "cluster1-apps"]);
 }

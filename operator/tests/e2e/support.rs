@@ -190,7 +190,31 @@ impl Operator {
     pub fn start_with(namespace: &str, name: &str, extra: &[&str]) -> Operator {
         Self::launch(
             env!("CARGO_BIN_EXE_fluxtune").into(),
-            namespace,
+            Some(namespace),
+            name,
+            extra,
+            operator_kubeconfig_or_admin(),
+        )
+    }
+
+    /// As [`Operator::start_with`], running as the identity of `kubeconfig` (a test's own RBAC).
+    #[allow(dead_code)]
+    pub fn start_as(kubeconfig: PathBuf, namespace: &str, name: &str, extra: &[&str]) -> Operator {
+        Self::launch(
+            env!("CARGO_BIN_EXE_fluxtune").into(),
+            Some(namespace),
+            name,
+            extra,
+            kubeconfig,
+        )
+    }
+
+    /// As [`Operator::start_with`], watching every namespace (the benchmark's 1000 profiles).
+    #[allow(dead_code)]
+    pub fn start_cluster_wide(name: &str, extra: &[&str]) -> Operator {
+        Self::launch(
+            env!("CARGO_BIN_EXE_fluxtune").into(),
+            None,
             name,
             extra,
             operator_kubeconfig_or_admin(),
@@ -206,12 +230,12 @@ impl Operator {
         name: &str,
         extra: &[&str],
     ) -> Operator {
-        Self::launch(bin, namespace, name, extra, kubeconfig_path())
+        Self::launch(bin, Some(namespace), name, extra, kubeconfig_path())
     }
 
     fn launch(
         bin: PathBuf,
-        namespace: &str,
+        namespace: Option<&str>,
         name: &str,
         extra: &[&str],
         kubeconfig: PathBuf,
@@ -220,19 +244,23 @@ impl Operator {
         let http = format!("127.0.0.1:{port}");
         let mut args: Vec<String> = vec![
             "run".into(),
-            "--namespace".into(),
-            namespace.into(),
             "--http-addr".into(),
             http.clone(),
             "--identity".into(),
             name.into(),
         ];
+        if let Some(namespace) = namespace {
+            args.extend(["--namespace".into(), namespace.into()]);
+        }
         if !extra.contains(&"--leader-election") {
             // One process per test: no election, so the lease's renewals do not count as writes.
             args.extend(["--leader-election".into(), "false".into()]);
         }
         args.extend(extra.iter().map(|s| s.to_string()));
-        let log = std::env::temp_dir().join(format!("fluxtune-e2e-{namespace}-{name}.log"));
+        let log = std::env::temp_dir().join(format!(
+            "fluxtune-e2e-{}-{name}.log",
+            namespace.unwrap_or("all-namespaces")
+        ));
         let mut op = Operator {
             child: None,
             http,
@@ -293,6 +321,15 @@ impl Operator {
         }
     }
 
+    /// The status code of the operator's `path` (`/readyz`, `/healthz`); None while nothing
+    /// answers.
+    #[allow(dead_code)]
+    pub async fn status_of(&self, path: &str) -> Option<u16> {
+        http_get(&format!("http://{}{path}", self.http))
+            .await
+            .map(|(code, _)| code)
+    }
+
     /// Requests sent with `method`, read from the operator's own counter.
     pub async fn requests(&self, method: &str) -> u64 {
         metric(
@@ -313,6 +350,40 @@ impl Operator {
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
+    }
+
+    /// SIGKILL: a crash, no graceful shutdown (the lease is not released).
+    #[allow(dead_code)]
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the same command again after [`Operator::kill`] or an exit.
+    #[allow(dead_code)]
+    pub fn start_again(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+        self.spawn();
+    }
+
+    /// Sends `signal` (a name `kill -s` knows: STOP, CONT) to the process.
+    #[allow(dead_code)]
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid().expect("the operator runs").to_string();
+        let status = Command::new("kill").args(["-s", signal, &pid]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -s {signal} {pid}");
+    }
+
+    /// The exit code once the process has ended (None while it runs; Some(None) if a signal ended
+    /// it).
+    #[allow(dead_code)]
+    pub fn exited(&mut self) -> Option<Option<i32>> {
+        let child = self.child.as_mut()?;
+        child.try_wait().ok().flatten().map(|status| status.code())
     }
 
     /// The same process is still running (it never exited since it was started).
@@ -399,4 +470,128 @@ async fn http_get(url: &str) -> Option<(u16, String)> {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     Some((code, body))
+}
+
+/// Set by e2e/faults-check.sh: the directory of the throwaway control plane the fault tests may
+/// break (`controlplane.sh kill|start|compact DIR`). Never the one other tests share.
+pub const CONTROLPLANE_DIR_ENV: &str = "FLUXTUNE_E2E_CONTROLPLANE_DIR";
+
+/// A control plane whose components a test stops and starts (e2e/controlplane.sh).
+#[allow(dead_code)]
+pub struct ControlPlane {
+    dir: PathBuf,
+}
+
+#[allow(dead_code)]
+impl ControlPlane {
+    pub fn from_env() -> ControlPlane {
+        match std::env::var_os(CONTROLPLANE_DIR_ENV) {
+            Some(dir) => ControlPlane { dir: dir.into() },
+            None => panic!(
+                "the fault tier kills control-plane components: run it with `bash e2e/faults-check.sh` (it starts a throwaway control plane and sets {CONTROLPLANE_DIR_ENV})"
+            ),
+        }
+    }
+
+    /// `controlplane.sh CMD DIR ARGS...`; fails the test with its output when it fails.
+    pub async fn run(&self, cmd: &str, args: &[&str]) -> String {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../e2e/controlplane.sh");
+        let out = tokio::process::Command::new("bash")
+            .arg(script)
+            .arg(cmd)
+            .arg(&self.dir)
+            .args(args)
+            .output()
+            .await
+            .expect("run e2e/controlplane.sh");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "controlplane.sh {cmd} {args:?} failed:\n{stderr}"
+        );
+        eprint!("{stderr}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// SIGKILLs `apiserver` or `etcd`.
+    pub async fn kill(&self, component: &str) {
+        self.run("kill", &[component]).await;
+    }
+
+    /// Starts `apiserver` or `etcd` again (same ports and data) and waits until it is ready.
+    pub async fn start(&self, component: &str) {
+        self.run("start", &[component]).await;
+    }
+
+    /// Compacts etcd at its current revision (and defragments it); returns the revision.
+    pub async fn compact(&self) -> u64 {
+        let out = self.run("compact", &[]).await;
+        out.trim().parse().expect("compact prints the revision")
+    }
+}
+
+/// A TCP proxy in front of the API server for one operator, which the test can cut: every
+/// connection through it is dropped and new ones are closed at once, while other clients still
+/// reach the API server directly.
+#[allow(dead_code)]
+pub struct Proxy {
+    pub kubeconfig: PathBuf,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+#[allow(dead_code)]
+impl Proxy {
+    /// A proxy to the API server of `kubeconfig`, and a copy of it that goes through the proxy.
+    pub async fn start(kubeconfig: PathBuf, name: &str) -> Proxy {
+        use tokio::net::{TcpListener, TcpStream};
+        let mut config = Kubeconfig::read_from(&kubeconfig).unwrap();
+        let cluster = config.clusters[0].cluster.as_mut().unwrap();
+        let server = cluster.server.clone().unwrap();
+        let upstream = server.strip_prefix("https://").unwrap().to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // The API server's certificate is for 127.0.0.1, whatever the port.
+        cluster.server = Some(format!("https://{}", listener.local_addr().unwrap()));
+        let path = std::env::temp_dir().join(format!(
+            "fluxtune-e2e-proxy-{}-{name}.kubeconfig",
+            std::process::id()
+        ));
+        std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+        let (cut, is_cut) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if *is_cut.borrow() {
+                    continue;
+                }
+                let mut is_cut = is_cut.clone();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = is_cut.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        Proxy {
+            kubeconfig: path,
+            cut,
+        }
+    }
+
+    pub fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+
+    pub fn restore(&self) {
+        self.cut.send_replace(false);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.kubeconfig);
+    }
 }
