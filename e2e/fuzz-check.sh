@@ -42,6 +42,10 @@ deps_test
 deps_fuzz
 toolchain=+$FLUXTUNE_FUZZ_TOOLCHAIN
 FUZZ=operator/fuzz
+# The fuzz crate's builds (stable for clippy and its tests, nightly for the targets) outside the
+# clone, as the Go tools are: a fresh clone on the same machine (CI) rebuilds only this crate and
+# fluxtune's, not their dependencies three times over.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-${FLUXTUNE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fluxtune}/fuzz-target}
 fuzz() { cargo "$toolchain" fuzz "$1" --fuzz-dir "$FUZZ" --sanitizer none "${@:2}"; }
 
 # The pinned Flux CRDs (as e2e/controlplane.sh installs them): every object an accepted profile
@@ -85,7 +89,7 @@ for target in "${targets[@]}"; do
     crash=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$out" | tail -n 1)
     rm -f "$out"
     [[ -n $crash ]] || die "$target failed without writing its input (output above)"
-    die "$target crashed on $crash; reproduce with: bash e2e/fuzz-check.sh builds it, then FLUXTUNE_FLUX_CRDS=$FLUXTUNE_FLUX_CRDS cargo $toolchain fuzz run --fuzz-dir $FUZZ --sanitizer none $target $crash"
+    die "$target crashed on $crash; reproduce with: bash e2e/fuzz-check.sh builds it, then CARGO_TARGET_DIR=$CARGO_TARGET_DIR FLUXTUNE_FLUX_CRDS=$FLUXTUNE_FLUX_CRDS cargo $toolchain fuzz run --fuzz-dir $FUZZ --sanitizer none $target $crash"
   fi
   final_stat() { sed -n "s/^stat::$1: *//p" "$out" | tail -n 1; }
   runs=$(final_stat number_of_executed_units)

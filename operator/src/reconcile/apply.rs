@@ -143,10 +143,14 @@ async fn apply_one(
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, &ar);
     let cached = ctx.children[&kind]
         .get(&kube::runtime::reflector::ObjectRef::new_with(&name, ar.clone()).within(&namespace));
+    let mut read_from = "cache";
     let mut live = match cached {
         Some(live) => Some((*live).clone()),
         // Not in the cache of fluxtune-labelled objects: it is new, or someone else's.
-        None => api.get_opt(&name).await?,
+        None => {
+            read_from = "API server";
+            api.get_opt(&name).await?
+        }
     };
     // The cache may lag behind a write: a refused precondition means "look again", once.
     for attempt in 0..2 {
@@ -172,6 +176,15 @@ async fn apply_one(
             }
             *live_checked = true;
         }
+        // Why a write happens, for whoever wonders why a reconcile wrote at all.
+        tracing::debug!(
+            kind = kind.kind(),
+            name,
+            read_from,
+            exists = live.is_some(),
+            adopted,
+            "applying a Flux object"
+        );
         let written = api
             .patch(
                 &name,
@@ -191,6 +204,7 @@ async fn apply_one(
                 return Ok(Outcome::Written { adopted });
             }
             Err(kube::Error::Api(s)) if s.code == 409 && attempt == 0 => {
+                read_from = "API server, after a conflict";
                 live = api.get_opt(&name).await?;
             }
             Err(e) => return Err(e.into()),
