@@ -12,7 +12,4 @@ source e2e/throwaway.sh
 throwaway_controlplane faults
 export FLUXTUNE_E2E_CONTROLPLANE_DIR=$state
 # --nocapture: each scenario prints what it measured (convergence and takeover times).
-# Scenario 1 (kube-apiserver killed under 100 profiles) is left out until the write burst it
-# found is fixed (docs/faults.md#open-finding): run it with
-# `cargo test --features e2e --test e2e -- faults::kube_apiserver_killed --nocapture`.
-cargo test --locked --features e2e --test e2e -- faults:: --skip faults::kube_apiserver_killed --test-threads=1 --nocapture
+cargo test --locked --features e2e --test e2e -- faults:: --test-threads=1 --nocapture

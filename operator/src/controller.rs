@@ -214,6 +214,7 @@ async fn controller(
             Err(invalid) => forget_field_sets(&mut invalid.metadata),
         })
         .reflect(writer)
+        .inspect(listed_again("FluxProfile"))
         .inspect({
             let mut known = Vanished::default();
             move |event| {
@@ -255,6 +256,7 @@ async fn controller(
             .modify(|object: &mut DynamicObject| forget_field_sets(&mut object.metadata));
         let kind_listed = listed.clone();
         let stream = reflector::reflector(writer, objects)
+            .inspect(listed_again(kind.kind()))
             .inspect(move |event| {
                 if let Ok(watcher::Event::InitDone) = event {
                     mark_listed(&kind_listed, kind.kind());
@@ -336,6 +338,26 @@ fn retried<K>(
             warn!(watch, %error, "watch error: retrying with backoff");
             None
         }
+    }
+}
+
+/// Says when a watch that failed has listed again: its cache is current from then on. After an
+/// API server restart each watch retries on its own backoff (grown during the outage, up to
+/// 30 s), and statuses computed meanwhile from a cache that lacks objects created during the
+/// outage are corrected by the reconciles that re-list triggers (the fault tier waits for this
+/// line before it counts writes).
+fn listed_again<K>(watch: &'static str) -> impl FnMut(&Result<watcher::Event<K>, watcher::Error>) {
+    let mut failed = false;
+    move |event| match event {
+        Err(_) => failed = true,
+        Ok(watcher::Event::InitDone) if failed => {
+            failed = false;
+            info!(
+                watch,
+                "watch listed again after errors: its cache is current"
+            );
+        }
+        Ok(_) => {}
     }
 }
 

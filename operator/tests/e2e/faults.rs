@@ -204,6 +204,7 @@ async fn writes(op: &Operator) -> u64 {
 /// Events) have settled (no write for 3 s; a storm never settles and times out), the operator
 /// writes nothing for [`QUIET`].
 async fn quiet(op: &Operator) {
+    caches_current(op).await;
     let settle = Instant::now();
     let mut last = writes(op).await;
     let mut since = Instant::now();
@@ -229,6 +230,38 @@ async fn quiet(op: &Operator) {
         after - before,
         op.metrics().await
     );
+}
+
+/// The operator's caches are current: every watch answered 410 Gone (its resourceVersion gone
+/// with a restarted API server's watch cache, or compacted away) has listed again since, as it
+/// logs (`listed_again` in controller.rs). Each watch retries on its own backoff, grown during the
+/// fault; until its list, a profile's status computed from a cache lacking the objects created
+/// during the fault ("not reported yet") is corrected by the reconciles the list triggers: one
+/// status write per such profile, not a storm.
+async fn caches_current(op: &Operator) {
+    eventually(
+        "every watch answered 410 Gone listed again",
+        CONVERGE,
+        || async {
+            let mut relisting = BTreeSet::new();
+            for line in op.logs().lines() {
+                let Some(watch) = line
+                    .split("watch=\"")
+                    .nth(1)
+                    .and_then(|rest| rest.split('"').next())
+                else {
+                    continue;
+                };
+                if line.contains("watch error") && line.contains("Expired") {
+                    relisting.insert(watch.to_string());
+                } else if line.contains("watch listed again") {
+                    relisting.remove(watch);
+                }
+            }
+            relisting.is_empty().then_some(())
+        },
+    )
+    .await;
 }
 
 /// No crash loop: the same process has run throughout.

@@ -282,7 +282,12 @@ impl Operator {
         let child = Command::new(&self.bin)
             .args(&self.args)
             .env("KUBECONFIG", &self.kubeconfig)
-            .env("RUST_LOG", "info,fluxtune=debug")
+            // FLUXTUNE_E2E_RUST_LOG, to see more (`kube_client=debug`: every request).
+            .env(
+                "RUST_LOG",
+                std::env::var("FLUXTUNE_E2E_RUST_LOG")
+                    .unwrap_or_else(|_| "info,fluxtune=debug".into()),
+            )
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
