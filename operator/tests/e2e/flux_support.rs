@@ -180,6 +180,15 @@ impl Repo {
         self.head()
     }
 
+    /// `git revert` of each commit, newest first, pushed at once; returns the new HEAD.
+    pub fn push_revert(&self, commits: &[&str]) -> String {
+        for commit in commits {
+            git(&self.work, &["revert", "--no-edit", commit]);
+        }
+        git(&self.work, &["push", "-q", &self.url, "main"]);
+        self.head()
+    }
+
     pub fn head(&self) -> String {
         git(&self.work, &["rev-parse", "HEAD"]).trim().to_string()
     }

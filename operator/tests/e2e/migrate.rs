@@ -21,7 +21,7 @@ use k8s_openapi::api::{
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{DynamicObject, Patch, PatchParams},
+    api::{DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy},
     runtime::{WatchStreamExt, watcher},
 };
 use serde_json::{Value, json};
@@ -660,23 +660,205 @@ spec:
     for (what, uid) in &before {
         assert_eq!(after.get(what), Some(uid), "{what} kept its UID");
     }
-    for w in &watches {
-        w.abort();
-    }
     let deleted = deletions.lock().unwrap().clone();
     assert!(
         deleted.is_empty(),
         "deleted during the migration: {deleted:?}"
     );
-    let pruned: Vec<String> = Api::<Event>::namespaced(client.clone(), ns)
-        .list(&Default::default())
+
+    let pruned = || async {
+        Api::<Event>::namespaced(client.clone(), ns)
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|e| e.message)
+            .filter(|m| m.contains(" deleted"))
+            .collect::<Vec<String>>()
+    };
+    let before_rollback = pruned().await;
+    assert!(
+        before_rollback.is_empty(),
+        "kustomize-controller pruned: {before_rollback:?}"
+    );
+
+    rollback(&client, ns, &repo, &[&step2, &step1]).await;
+    let after = uids(&client, ns).await;
+    for (what, uid) in &before {
+        assert_eq!(
+            after.get(what),
+            Some(uid),
+            "{what} kept its UID through the rollback"
+        );
+    }
+    for w in &watches {
+        w.abort();
+    }
+    // The one deletion the rollback asks for: step 2's Kustomization of the profiles, pruned by
+    // flux-system once step 2 is reverted (its own prune then names the profile, already gone).
+    let deleted = deletions.lock().unwrap().clone();
+    assert!(
+        deleted
+            .iter()
+            .all(|d| d.starts_with("Kustomization fluxtune-profiles ")),
+        "deleted during the rollback: {deleted:?}"
+    );
+    let unexpected: Vec<String> = pruned()
         .await
-        .unwrap()
-        .items
         .into_iter()
-        .filter_map(|e| e.message)
-        .filter(|m| m.contains(" deleted"))
+        .filter(|m| {
+            !m.contains(&format!("Kustomization/{ns}/fluxtune-profiles deleted"))
+                && !m.contains(&format!("FluxProfile/{ns}/{PROFILE} deleted"))
+        })
         .collect();
-    assert!(pruned.is_empty(), "kustomize-controller pruned: {pruned:?}");
+    assert!(
+        unexpected.is_empty(),
+        "kustomize-controller pruned during the rollback: {unexpected:?}"
+    );
     drop(op);
+}
+
+/// docs/migrate-from-bootstrap.md#rollback, after step 2: the profile deleted with
+/// `--cascade=orphan`; gotk-sync.yaml applied once as the field manager `fluxtune` (the fields only
+/// fluxtune set go, bootstrap's intervals are back); both commits reverted (kustomize-controller
+/// applies gotk-sync.yaml again and drops step 1's labels); the orphaned Receiver and the Git
+/// host's webhook removed. The bootstrap objects stay, with their UIDs, and pack the whole
+/// repository again.
+async fn rollback(client: &Client, ns: &str, repo: &Repo, steps: &[&str]) {
+    let profiles: Api<FluxProfile> = Api::namespaced(client.clone(), ns);
+    profiles
+        .delete(
+            PROFILE,
+            &DeleteParams {
+                propagation_policy: Some(PropagationPolicy::Orphan),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    eventually("the profile gone, its objects orphaned", SETUP, || async {
+        if profiles.get_opt(PROFILE).await.ok()?.is_some() {
+            return None;
+        }
+        for kind in [
+            FluxKind::GitRepository,
+            FluxKind::Kustomization,
+            FluxKind::Receiver,
+        ] {
+            let o = get(client, ns, kind, PROFILE).await?;
+            if !o.owner_references().is_empty() {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+
+    // kubectl apply --server-side --force-conflicts --field-manager=fluxtune -f gotk-sync.yaml
+    let git = get(client, ns, FluxKind::GitRepository, PROFILE)
+        .await
+        .unwrap();
+    let url = git.data["spec"]["url"].as_str().unwrap().to_string();
+    for doc in gotk_sync(ns, &url)
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+    {
+        let object: Value = serde_saphyr::from_str(doc).unwrap();
+        support::apply_as(client, "fluxtune", &object)
+            .await
+            .unwrap();
+    }
+    let git = get(client, ns, FluxKind::GitRepository, PROFILE)
+        .await
+        .unwrap();
+    for gone in ["ignore", "sparseCheckout"] {
+        assert!(
+            git.data["spec"].get(gone).is_none(),
+            "spec.{gone} left on the GitRepository: {}",
+            git.data["spec"]
+        );
+    }
+    assert_eq!(git.data["spec"]["interval"], "1m0s");
+    let ks = get(client, ns, FluxKind::Kustomization, PROFILE)
+        .await
+        .unwrap();
+    for gone in ["deletionPolicy", "timeout", "retryInterval"] {
+        assert!(
+            ks.data["spec"].get(gone).is_none(),
+            "spec.{gone} left on the Kustomization: {}",
+            ks.data["spec"]
+        );
+    }
+    assert_eq!(ks.data["spec"]["interval"], "10m0s");
+    assert_eq!(ks.data["spec"]["prune"], true);
+
+    // The Receiver, orphaned but still there, brings the revert's push to the GitRepository.
+    let reverted = repo.push_revert(steps);
+    eventually("flux-system applied the revert", SETUP, || async {
+        field(
+            client,
+            ns,
+            FluxKind::Kustomization,
+            PROFILE,
+            "/status/lastAppliedRevision",
+        )
+        .await
+        .filter(|applied| applied.ends_with(&reverted))
+    })
+    .await;
+    for kind in [FluxKind::GitRepository, FluxKind::Kustomization] {
+        let o = get(client, ns, kind, PROFILE).await.unwrap();
+        assert_eq!(
+            o.data["spec"]["interval"],
+            if kind == FluxKind::GitRepository {
+                "1m0s"
+            } else {
+                "10m0s"
+            }
+        );
+        let left: Vec<&String> = o
+            .labels()
+            .keys()
+            .chain(o.annotations().keys())
+            .filter(|k| {
+                k.starts_with("fluxtune.dev/")
+                    || k.as_str() == "app.kubernetes.io/managed-by"
+                    || k.starts_with("kustomize.toolkit.fluxcd.io/ssa")
+                    || k.starts_with("kustomize.toolkit.fluxcd.io/prune")
+            })
+            .collect();
+        assert!(
+            left.is_empty(),
+            "the migration's labels and annotations left on {kind:?}: {left:?}"
+        );
+    }
+
+    support::dynamic_api(client, ns, FluxKind::Receiver)
+        .delete(PROFILE, &Default::default())
+        .await
+        .unwrap();
+    repo.remove_webhooks();
+
+    // The whole repository every minute again, as before the migration.
+    let paths = eventually(
+        "the artifact packed without ignore rules",
+        SETUP,
+        || async {
+            let observed = get(client, ns, FluxKind::GitRepository, PROFILE).await?;
+            let status = &observed.data["status"];
+            if status.get("observedIgnore").is_some_and(|i| !i.is_null())
+                || status["observedGeneration"].as_i64() != observed.metadata.generation
+            {
+                return None;
+            }
+            Some(artifact_paths(status["artifact"]["url"].as_str()?))
+        },
+    )
+    .await;
+    assert!(
+        paths.contains(&"clusters/cluster2/apps.yaml".to_string()),
+        "{paths:?}"
+    );
+    assert!(ready(client, ns, FluxKind::Kustomization, PROFILE).await);
 }
