@@ -179,13 +179,14 @@ fn folders_named_like_flux_default_exclusions_are_kept() {
     );
 }
 
-/// spec.kustomizations: the source keeps each entry's path and the shared paths, and not the
-/// cluster's own folder around them (cluster1's kustomization.yaml is gone); the
-/// ImageUpdateAutomation still writes only to the cluster's folder.
+/// spec.kustomizations: the source keeps each entry's path, the folders its components resolve
+/// to (one outside the repository keeps nothing) and the shared paths, and not the cluster's own
+/// folder around them (cluster1's kustomization.yaml is gone); the ImageUpdateAutomation still
+/// writes only to the cluster's folder.
 #[test]
 fn kustomizations_keep_each_entrys_path_and_the_shared_paths_only() {
     let p = profile(
-        "apiVersion: fluxtune.dev/v1alpha1\nkind: FluxProfile\nmetadata: {name: cluster1}\nspec:\n  cluster: {name: cluster1, sharedPaths: [library]}\n  source: {url: https://git.example.com/r.git}\n  images: [{name: app, repository: ghcr.io/acme/app, policy: {semver: {range: '*'}}}]\n  imageUpdate: {author: {name: bot, email: bot@example.com}}\n  kustomizations:\n  - {name: infra, path: clusters/prod/common}\n  - {name: apps, path: cluster1/apps, dependsOn: [{name: infra}]}\n  - {name: monitoring, path: shared/monitoring}\n",
+        "apiVersion: fluxtune.dev/v1alpha1\nkind: FluxProfile\nmetadata: {name: cluster1}\nspec:\n  cluster: {name: cluster1, sharedPaths: [library]}\n  source: {url: https://git.example.com/r.git}\n  images: [{name: app, repository: ghcr.io/acme/app, policy: {semver: {range: '*'}}}]\n  imageUpdate: {author: {name: bot, email: bot@example.com}}\n  kustomizations:\n  - {name: infra, path: clusters/prod/common}\n  - {name: apps, path: cluster1/apps, dependsOn: [{name: infra}], components: [../../shared/other, ../../../outside]}\n  - {name: monitoring, path: shared/monitoring}\n",
     );
     assert_eq!(
         survivors(&ignore_text(&p), "kustomizations"),
@@ -196,6 +197,7 @@ fn kustomizations_keep_each_entrys_path_and_the_shared_paths_only() {
             "library/base/deployment.yaml",
             "library/base/kustomization.yaml",
             "shared/monitoring/prometheus.yaml",
+            "shared/other/x.yaml",
         ])
     );
     let automation = render::render(&p, &Capabilities::default())

@@ -362,8 +362,8 @@ fn go_seconds(d: &str) -> f64 {
         .sum()
 }
 
-/// The folders the profile asks for: its own (or, with spec.kustomizations, each entry's path)
-/// and the shared ones.
+/// The folders the profile asks for: its own (or, with spec.kustomizations, each entry's path
+/// and the folders of its components) and the shared ones.
 fn requested_folders(profile: &FluxProfile) -> Vec<String> {
     let cluster = &profile.spec.cluster;
     let applied: Vec<String> = if profile.spec.kustomizations.is_empty() {
@@ -378,7 +378,10 @@ fn requested_folders(profile: &FluxProfile) -> Vec<String> {
             .spec
             .kustomizations
             .iter()
-            .map(|k| k.path.0.clone())
+            .flat_map(|k| {
+                std::iter::once(k.path.0.clone())
+                    .chain(k.components.iter().filter_map(|c| c.folder(&k.path.0)))
+            })
             .collect()
     };
     applied

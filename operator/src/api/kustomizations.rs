@@ -50,7 +50,8 @@ pub struct KustomizationEntry {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     pub health_checks: Vec<HealthCheck>,
-    /// Kustomize components, relative to `path`; they must lie in a folder the source keeps.
+    /// Kustomize components, relative to `path` (`../components/ingress`); the source keeps
+    /// their folders too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub components: Vec<Component>,
@@ -162,6 +163,37 @@ pub struct HealthCheck {
 #[serde(transparent)]
 pub struct Component(#[schemars(length(min = 1, max = 253))] pub String);
 
+impl Component {
+    /// The repository folder this component names, resolved against its entry's `path`, which
+    /// the source must keep. None when no folder can be kept for it: an absolute path, one that
+    /// leaves the repository or names all of it, or a segment a kept folder cannot have (glob
+    /// characters would be ignore patterns, `.git` is never kept). kustomize-controller then
+    /// fails the build, and its message reaches the profile's Ready condition.
+    pub fn folder(&self, entry_path: &str) -> Option<String> {
+        if self.0.starts_with('/') {
+            return None;
+        }
+        let mut parts: Vec<&str> = entry_path.split('/').filter(|s| !s.is_empty()).collect();
+        for segment in self.0.split('/') {
+            match segment {
+                "" | "." => {}
+                ".." => {
+                    parts.pop()?;
+                }
+                ".git" => return None,
+                s if s
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) =>
+                {
+                    parts.push(s)
+                }
+                _ => return None,
+            }
+        }
+        (!parts.is_empty()).then(|| parts.join("/"))
+    }
+}
+
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct KustomizePatch {
     /// The patch: a strategic merge patch or a JSON 6902 patch, as YAML.
@@ -263,6 +295,33 @@ pub fn cycle_message(cycle: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_component_names_the_folder_it_resolves_to_inside_the_repository() {
+        let folder = |path: &str, c: &str| Component(c.into()).folder(path);
+        assert_eq!(
+            folder("clusters/staging/apps", "../components/ingress").as_deref(),
+            Some("clusters/staging/components/ingress")
+        );
+        assert_eq!(
+            folder("apps", "./overlays//prod/").as_deref(),
+            Some("apps/overlays/prod")
+        );
+        assert_eq!(folder("a/b", "../../c").as_deref(), Some("c"));
+        assert_eq!(folder("a/b", ".").as_deref(), Some("a/b"));
+        for outside in [
+            "../../..",
+            "../../../c",
+            "/abs/c",
+            "../..",
+            "x/*",
+            "x/.git/y",
+            "x y",
+        ] {
+            assert_eq!(folder("a/b", outside), None, "{outside}");
+        }
+    }
+
     use super::*;
 
     fn entry(name: &str, deps: &[&str]) -> KustomizationEntry {

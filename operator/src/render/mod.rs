@@ -70,6 +70,8 @@ pub struct Context {
     pub shared_paths: Vec<String>,
     /// The paths of spec.kustomizations' entries; empty for the single Kustomization.
     pub kustomization_paths: Vec<String>,
+    /// The folders their components resolve to (`Component::folder`).
+    pub component_folders: Vec<String>,
     pub tuning: tuning::Tuning,
     owner: Option<OwnerReference>,
 }
@@ -92,6 +94,12 @@ impl Context {
                 .iter()
                 .map(|k| k.path.0.clone())
                 .collect(),
+            component_folders: profile
+                .spec
+                .kustomizations
+                .iter()
+                .flat_map(|k| k.components.iter().filter_map(|c| c.folder(&k.path.0)))
+                .collect(),
             tuning: tuning::tuning(&profile.spec, missed),
             owner: profile.controller_owner_ref(&()),
         }
@@ -104,14 +112,15 @@ impl Context {
     }
 
     /// The folders the Kustomizations read, which the source keeps: the cluster's folder (or,
-    /// with spec.kustomizations, each entry's path) and the shared ones. The
-    /// ImageUpdateAutomation writes to the cluster's folder only (image.rs).
+    /// with spec.kustomizations, each entry's path and its components' folders) and the shared
+    /// ones. The ImageUpdateAutomation writes to the cluster's folder only (image.rs).
     pub fn folders(&self) -> Vec<&str> {
         let applied: Vec<&str> = if self.kustomization_paths.is_empty() {
             vec![self.cluster_path.as_str()]
         } else {
             self.kustomization_paths
                 .iter()
+                .chain(&self.component_folders)
                 .map(String::as_str)
                 .collect()
         };

@@ -1334,7 +1334,8 @@ async fn a_webhook_whose_fetch_finds_nothing_new_is_asked_again_then_left_to_the
 /// substitution from the spec and from a ConfigMap) against the one tuned source. While the
 /// infrastructure cannot build, the profile is not Ready and names it, and the apps are not
 /// applied; once it is fixed, both apply the same revision, the profile is Ready (delivered) no
-/// earlier than the apps' apply, and the observed latency ends at that last apply.
+/// earlier than the apps' apply, and the observed latency ends at that last apply. The apps use a
+/// kustomize Component from a folder outside their path, which the source keeps for them.
 #[tokio::test]
 async fn layered_kustomizations_are_delivered_only_when_infrastructure_then_apps_have_applied() {
     use k8s_openapi::api::core::v1::ConfigMap;
@@ -1387,6 +1388,12 @@ async fn layered_kustomizations_are_delivered_only_when_infrastructure_then_apps
                 "  domain: ${domain}\n  cluster: ${cluster_name}\n",
             ),
         );
+        // A kustomize Component the apps use (`../components/apps-extra`): outside every
+        // entry's path, kept because the entry names it.
+        write(
+            "components/apps-extra/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\npatches:\n  - patch: |\n      apiVersion: v1\n      kind: ConfigMap\n      metadata:\n        name: apps-config\n      data:\n        component: applied\n".to_string(),
+        );
         // Outside every Kustomization's path: the source drops it.
         write(
             "other/configmap.yaml",
@@ -1420,6 +1427,7 @@ async fn layered_kustomizations_are_delivered_only_when_infrastructure_then_apps
                 "kustomizations": [
                     {"name": "infra", "path": "infrastructure"},
                     {"name": "apps", "path": "apps", "dependsOn": [{"name": "infra"}],
+                     "components": ["../components/apps-extra"],
                      "postBuild": {
                         "substitute": {"domain": "cluster1.example.com"},
                         "substituteFrom": [{"kind": "ConfigMap", "name": "cluster-vars"}]}},
@@ -1533,6 +1541,10 @@ async fn layered_kustomizations_are_delivered_only_when_infrastructure_then_apps
     let data = apps_config.data.unwrap();
     assert_eq!(data["domain"], "cluster1.example.com", "substitute");
     assert_eq!(data["cluster"], "cluster1", "substituteFrom");
+    assert_eq!(
+        data["component"], "applied",
+        "the component, from a folder kept for it"
+    );
     assert!(configs.get_opt("infra-config").await.unwrap().is_some());
     assert!(
         configs.get_opt("other-config").await.unwrap().is_none(),
@@ -1548,10 +1560,12 @@ async fn layered_kustomizations_are_delivered_only_when_infrastructure_then_apps
     .await
     .unwrap();
     let paths = artifact_paths(&url);
+    // Each path a kept folder, inside one, or an ancestor on the way to one (`components`).
+    let kept = ["apps", "components/apps-extra", "infrastructure", "library"];
     assert!(
-        paths.iter().all(|p| ["apps", "infrastructure", "library"]
+        paths.iter().all(|p| kept
             .iter()
-            .any(|kept| p == kept || p.starts_with(&format!("{kept}/")))),
+            .any(|k| p == k || p.starts_with(&format!("{k}/")) || k.starts_with(&format!("{p}/")))),
         "the artifact holds more than the Kustomizations' and shared folders: {paths:?}"
     );
 }
