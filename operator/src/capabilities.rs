@@ -85,7 +85,9 @@ pub async fn detect(client: &Client) -> Result<FluxInstall> {
 /// Resolves with the new install once the Flux CRDs differ from `current`: a kind installed or
 /// removed, or GitRepository gaining `sparseCheckout` (a Flux upgrade). One metadata watch per
 /// CRD, by name (RBAC grants list and watch on these names only); a change to any of them, or a
-/// CRD whose presence differs from `current` when its watch starts, re-reads all of them.
+/// CRD whose presence differs from `current` when its watch starts, re-reads all of them. So does
+/// the first moment every watch has listed: `current` was read before the watches began, and a
+/// change in between (Flux upgraded just then) shows in no watch event, only in their lists.
 pub async fn changed(client: &Client, current: &FluxInstall) -> Result<FluxInstall> {
     let api: Api<PartialObjectMeta<CustomResourceDefinition>> = Api::all(client.clone());
     let mut events = stream::select_all(FluxKind::ALL.into_iter().map(|kind| {
@@ -97,6 +99,8 @@ pub async fn changed(client: &Client, current: &FluxInstall) -> Result<FluxInsta
             .boxed()
     }));
     let mut listed = BTreeSet::new();
+    let mut first_lists = BTreeSet::new();
+    let mut watching = false;
     while let Some((kind, event)) = events.next().await {
         let look = match event {
             Ok(watcher::Event::Init) => {
@@ -107,7 +111,11 @@ pub async fn changed(client: &Client, current: &FluxInstall) -> Result<FluxInsta
                 listed.insert(kind);
                 false
             }
-            Ok(watcher::Event::InitDone) => listed.contains(&kind) != current.kinds.contains(&kind),
+            Ok(watcher::Event::InitDone) => {
+                first_lists.insert(kind);
+                (!watching && first_lists.len() == FluxKind::ALL.len())
+                    || listed.contains(&kind) != current.kinds.contains(&kind)
+            }
             Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) => true,
             // The watcher retries with backoff; the install stays as it is meanwhile.
             Err(e) => {
@@ -120,6 +128,10 @@ pub async fn changed(client: &Client, current: &FluxInstall) -> Result<FluxInsta
             if install != *current {
                 return Ok(install);
             }
+        }
+        if !watching && first_lists.len() == FluxKind::ALL.len() {
+            watching = true;
+            info!("watching the Flux CRDs for changes");
         }
     }
     // select_all of watchers, which retry forever, does not end.

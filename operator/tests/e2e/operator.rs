@@ -781,6 +781,14 @@ async fn a_failed_read_of_the_flux_crds_does_not_end_the_process() {
     let id = OwnIdentity::new(&client, &ns).await;
     let mut op = Operator::start_as(id.kubeconfig.clone(), &ns, "op-a", &[]);
     op.wait_ready().await;
+    // Its watches of the Flux CRDs have listed: the change below arrives as an event (a change
+    // before their lists is caught by the read that follows them, which this test must not race).
+    eventually("the Flux CRDs watched", PATIENCE, || async {
+        op.logs()
+            .contains("watching the Flux CRDs for changes")
+            .then_some(())
+    })
+    .await;
 
     // The watch of the Flux CRDs goes on, but reading them is refused (403), as it fails while
     // the API server restarts.
