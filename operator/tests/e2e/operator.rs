@@ -235,8 +235,9 @@ async fn changing_the_class_retunes_and_removes_the_receiver_and_removing_an_ima
     apply_profile(&client, &profile(&ns, spec)).await;
     wait_applied(&client, &ns).await;
 
-    // Pruned objects go once the Flux controllers have run their finalizers.
-    let kids = eventually("the pruned objects are gone", PATIENCE, || async {
+    // Pruned objects go once the Flux controllers have run their finalizers (their workers also
+    // serve every other test's objects: the bound of safety.rs's foreground deletion).
+    let kids = eventually("the pruned objects are gone", PATIENCE * 4, || async {
         let kids = children(&client, &ns).await;
         let gone = [
             ("Receiver", "cluster1"),
@@ -293,7 +294,8 @@ async fn deleting_the_profile_garbage_collects_its_children() {
         .unwrap();
     eventually(
         "kube-controller-manager's garbage collector deletes every child",
-        PATIENCE,
+        // Each child waits for its Flux controller's finalizer.
+        PATIENCE * 4,
         || async { children(&client, &ns).await.is_empty().then_some(()) },
     )
     .await;
