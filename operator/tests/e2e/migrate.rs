@@ -265,6 +265,19 @@ async fn uids(client: &Client, ns: &str) -> BTreeMap<String, String> {
     out
 }
 
+/// The flux-system Kustomization's last applied revision, once it is `commit`.
+async fn applied_revision(client: &Client, ns: &str, commit: &str) -> Option<String> {
+    field(
+        client,
+        ns,
+        FluxKind::Kustomization,
+        PROFILE,
+        "/status/lastAppliedRevision",
+    )
+    .await
+    .filter(|r| r.ends_with(commit))
+}
+
 fn controller_uid(o: &DynamicObject) -> Option<String> {
     o.owner_references()
         .iter()
@@ -435,15 +448,7 @@ async fn a_bootstrapped_cluster_migrates_to_fluxtune_with_every_workload_in_plac
                 return None;
             }
         }
-        field(
-            &client,
-            ns,
-            FluxKind::Kustomization,
-            "flux-system",
-            "/status/lastAppliedRevision",
-        )
-        .await
-        .filter(|r| r.ends_with(&step1))
+        applied_revision(&client, ns, &step1).await
     })
     .await;
 
@@ -629,15 +634,7 @@ spec:
         "the Receiver asked for the fetch"
     );
     eventually("flux-system applied the new revision", SETUP, || async {
-        field(
-            &client,
-            ns,
-            FluxKind::Kustomization,
-            "flux-system",
-            "/status/lastAppliedRevision",
-        )
-        .await
-        .filter(|r| r.ends_with(&change))
+        applied_revision(&client, ns, &change).await
     })
     .await;
     let git = get(&client, ns, FluxKind::GitRepository, "flux-system")
@@ -648,11 +645,14 @@ spec:
         "kustomize-controller left the adopted GitRepository alone"
     );
     assert_eq!(git.data["spec"]["interval"], "1h");
+    // They reconcile the new revision too (apps after infrastructure): Ready once they have.
     for name in ["infrastructure", "apps", "fluxtune-profiles"] {
-        assert!(
-            ready(&client, ns, FluxKind::Kustomization, name).await,
-            "{name} Ready"
-        );
+        eventually(&format!("{name} Ready"), SETUP, || async {
+            ready(&client, ns, FluxKind::Kustomization, name)
+                .await
+                .then_some(())
+        })
+        .await;
     }
 
     // Nothing was deleted or re-created on the way.
@@ -796,15 +796,7 @@ async fn rollback(client: &Client, ns: &str, repo: &Repo, steps: &[&str]) {
     // The Receiver, orphaned but still there, brings the revert's push to the GitRepository.
     let reverted = repo.push_revert(steps);
     eventually("flux-system applied the revert", SETUP, || async {
-        field(
-            client,
-            ns,
-            FluxKind::Kustomization,
-            PROFILE,
-            "/status/lastAppliedRevision",
-        )
-        .await
-        .filter(|applied| applied.ends_with(&reverted))
+        applied_revision(client, ns, &reverted).await
     })
     .await;
     for kind in [FluxKind::GitRepository, FluxKind::Kustomization] {
