@@ -32,6 +32,15 @@ pub const SUSPENDED_FOR_CONFLICT: &str = "fluxtune.dev/suspended-for-conflict";
 /// to its users (`flux suspend`).
 pub const CONFLICT_MANAGER: &str = "fluxtune-conflict";
 
+/// The resourceVersion precondition of a write that must only create. An apply carrying a
+/// resourceVersion is refused with 409 Conflict when the object exists with another one, and the
+/// precondition is dropped when the apply creates the object; no object has this version (it is
+/// the etcd revision it was last written at, and `"0"` would mean "no precondition"). So an
+/// object someone else created a moment before, which the cache of labelled objects cannot show,
+/// is never written over: the conflict sends the pass to read it and judge whose it is.
+/// `e2e/operator.rs` pins this behaviour of the API server.
+pub const ABSENT: &str = "18446744073709551615";
+
 /// What one pass over the rendered objects did. A transient error stops the pass (`error`);
 /// everything before it is recorded, so the inventory never loses an object it wrote.
 #[derive(Debug, Default)]
@@ -143,15 +152,15 @@ async fn apply_one(
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, &ar);
     let cached = ctx.children[&kind]
         .get(&kube::runtime::reflector::ObjectRef::new_with(&name, ar.clone()).within(&namespace));
-    let mut read_from = "cache";
-    let mut live = match cached {
-        Some(live) => Some((*live).clone()),
-        // Not in the cache of fluxtune-labelled objects: it is new, or someone else's.
-        None => {
-            read_from = "API server";
-            api.get_opt(&name).await?
-        }
+    let mut read_from = if cached.is_some() {
+        "cache"
+    } else {
+        "nowhere (create only)"
     };
+    // Not in the cache of fluxtune-labelled objects: it is new, or someone else's. It is not read
+    // first: the write below is a create that the API server refuses if the object exists, and
+    // only then is it read (a new profile's children cost one request each, not two).
+    let mut live = cached.map(|live| (*live).clone());
     // The cache may lag behind a write: a refused precondition means "look again", once.
     for attempt in 0..2 {
         let mut desired = with_hash(object.to_dynamic());
@@ -167,6 +176,8 @@ async fn apply_one(
             // Optimistic lock: an object changed since it was read (by the garbage collector
             // removing the owner reference, say) is not overwritten from a stale decision.
             desired.metadata.resource_version = live.resource_version();
+        } else {
+            desired.metadata.resource_version = Some(ABSENT.into());
         }
         // The first write of a pass is preceded by a fresh read of the profile: one that is being
         // deleted must not get children back (the collector may be orphaning them right now).

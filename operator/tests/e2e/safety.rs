@@ -292,6 +292,65 @@ async fn a_foreign_source_blocks_its_dependents_until_it_is_deleted() {
     assert_eq!(children(&client, &ns).await.len(), 8);
 }
 
+/// A child missing from the cache is written by a create the API server refuses if the object
+/// exists (`apply::ABSENT`), not read first: so an object created a moment before the write, which
+/// no cache could have shown, is never written over. This pins the API server's behaviour that
+/// rests on: the precondition is dropped on create and refuses a write over an existing object.
+#[tokio::test]
+async fn a_create_only_apply_never_writes_over_an_existing_object() {
+    let (client, ns, _op) = setup("absent", false).await;
+    let api = support::dynamic_api(&client, &ns, FluxKind::GitRepository);
+    let create_only = |url: &str| {
+        json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+            "metadata": {"name": "raced", "namespace": ns,
+                         "resourceVersion": fluxtune::reconcile::apply::ABSENT},
+            "spec": {"interval": "1h", "url": url}
+        })
+    };
+    let params = PatchParams::apply("fluxtune").force();
+    let created = api
+        .patch(
+            "raced",
+            &params,
+            &Patch::Apply(&create_only("https://a.example/x")),
+        )
+        .await
+        .expect("an absent object is created");
+    let refused = api
+        .patch(
+            "raced",
+            &params,
+            &Patch::Apply(&create_only("https://b.example/x")),
+        )
+        .await
+        .expect_err("an existing object is not written over");
+    assert!(
+        matches!(&refused, kube::Error::Api(s) if s.code == 409),
+        "refused with a conflict: {refused:?}"
+    );
+    let now = api.get("raced").await.unwrap();
+    assert_eq!(now.data["spec"]["url"], "https://a.example/x");
+    assert_eq!(now.resource_version(), created.resource_version());
+}
+
+/// A new profile's children are created without a read each: before `apply::ABSENT` every child
+/// missing from the cache cost a GET (8 for this profile) before its write.
+#[tokio::test]
+async fn a_new_profile_is_applied_without_reading_each_child_first() {
+    let (client, ns, op) = setup("noread", true).await;
+    let before = op.requests("GET").await;
+    apply_profile(&client, &profile(&ns, webhook_spec())).await;
+    wait_applied(&client, &ns).await;
+    let gets = op.requests("GET").await - before;
+    // One is the fresh read of the profile before the first write; a watch's reconnect may add one.
+    assert!(
+        gets < 4,
+        "{gets} GET requests for a new profile of 8 children"
+    );
+    assert_eq!(children(&client, &ns).await.len(), 8);
+}
+
 /// The profile's own GitRepository is replaced by another team's under the same name while
 /// fluxtune is down: the profile's existing Kustomization, ImageUpdateAutomation and Receiver would
 /// now act on it (apply that repository, push with its credentials), so they are suspended, and
