@@ -23,6 +23,7 @@ use kube::{
 use tracing::{info, warn};
 
 use crate::{
+    cache::{self, Cached},
     capabilities,
     error::{Error, Result},
     flux::FluxKind,
@@ -207,33 +208,38 @@ async fn controller(
     // waiter only: the controller's runner already waits on the profiles' store).
     let (listed, mut filled) = tokio::sync::watch::channel(BTreeSet::<&'static str>::new());
     let profiles_listed = listed.clone();
-    let profile_events = watcher(profiles, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .modify(|profile: &mut Guarded| match &mut profile.0 {
-            Ok(profile) => forget_field_sets(&mut profile.metadata),
-            Err(invalid) => forget_field_sets(&mut invalid.metadata),
-        })
-        .reflect(writer)
-        .inspect(listed_again("FluxProfile"))
-        .inspect({
-            let mut known = Vanished::default();
-            move |event| {
-                let Ok(event) = event else { return };
-                // Deleted, or (after a re-list) found deleted while the watch was cut.
-                for (namespace, name) in known.follow(event, |_| ()).into_keys() {
-                    forget.forget_profile(namespace.as_deref().unwrap_or_default(), &name);
-                }
-                match event {
-                    watcher::Event::Delete(p) => {
-                        forget.forget_profile(&p.namespace().unwrap_or_default(), &p.name_any());
-                    }
-                    watcher::Event::InitDone => mark_listed(&profiles_listed, "FluxProfile"),
-                    _ => {}
-                }
+    let profile_events = watcher(
+        profiles,
+        watcher::Config::default()
+            .any_semantic()
+            .page_size(LIST_PAGE),
+    )
+    .default_backoff()
+    .modify(|profile: &mut Guarded| match &mut profile.0 {
+        Ok(profile) => forget_field_sets(&mut profile.metadata),
+        Err(invalid) => forget_field_sets(&mut invalid.metadata),
+    })
+    .reflect(writer)
+    .inspect(listed_again("FluxProfile"))
+    .inspect({
+        let mut known = Vanished::default();
+        move |event| {
+            let Ok(event) = event else { return };
+            // Deleted, or (after a re-list) found deleted while the watch was cut.
+            for (namespace, name) in known.follow(event, |_| ()).into_keys() {
+                forget.forget_profile(namespace.as_deref().unwrap_or_default(), &name);
             }
-        })
-        .applied_objects()
-        .filter_map(|object| future::ready(retried("FluxProfile", object)));
+            match event {
+                watcher::Event::Delete(p) => {
+                    forget.forget_profile(&p.namespace().unwrap_or_default(), &p.name_any());
+                }
+                watcher::Event::InitDone => mark_listed(&profiles_listed, "FluxProfile"),
+                _ => {}
+            }
+        }
+    })
+    .applied_objects()
+    .filter_map(|object| future::ready(retried("FluxProfile", object)));
     let mut controller = Controller::for_stream(profile_events, profile_store);
 
     let mut children = BTreeMap::new();
@@ -243,7 +249,7 @@ async fn controller(
             Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
             None => Api::all_with(client.clone(), &ar),
         };
-        let writer = reflector::store::Writer::new(ar.clone());
+        let mut writer = reflector::store::Writer::<Cached>::new(ar.clone());
         let reader = writer.as_reader();
         let config = watcher::Config::default()
             .labels(&format!(
@@ -251,11 +257,17 @@ async fn controller(
                 names::MANAGED_BY_LABEL,
                 names::MANAGED_BY
             ))
-            .any_semantic();
+            .any_semantic()
+            .page_size(LIST_PAGE);
         let objects = watcher(api, config)
             .modify(|object: &mut DynamicObject| forget_field_sets(&mut object.metadata));
         let kind_listed = listed.clone();
-        let stream = reflector::reflector(writer, objects)
+        let stream = objects
+            .inspect(move |event| {
+                if let Ok(event) = event {
+                    writer.apply_watcher_event(&cache::event(event));
+                }
+            })
             .inspect(listed_again(kind.kind()))
             .inspect(move |event| {
                 if let Ok(watcher::Event::InitDone) = event {
@@ -304,12 +316,17 @@ async fn controller(
         namespace = opts.namespace.as_deref().unwrap_or("<all>"),
         "reconciling FluxProfiles"
     );
+    let profiles = controller.store();
     let run = controller
         .with_config(
             runtime_controller::Config::default().concurrency(opts.max_concurrent_reconciles),
         )
         .shutdown_on_signal()
-        .run(counted, reconcile::error_policy, ctx)
+        .run(
+            move |profile, ctx| counted(profile, ctx, profiles.clone()),
+            reconcile::error_policy,
+            ctx,
+        )
         .for_each(|result| {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "reconcile queue");
@@ -373,10 +390,32 @@ fn mark_listed(listed: &tokio::sync::watch::Sender<BTreeSet<&'static str>>, name
 }
 
 /// The reconcile, counted in `fluxtune_reconciles_in_flight` while it runs.
-async fn counted(profile: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action> {
+async fn counted(
+    profile: Arc<Guarded>,
+    ctx: Arc<Context>,
+    profiles: reflector::Store<Guarded>,
+) -> Result<Action> {
     let _running = ctx.metrics.reconcile_started();
-    reconcile::reconcile(profile, ctx).await
+    let result = reconcile::reconcile(profile.clone(), ctx.clone()).await;
+    // A reconcile still running when its profile was deleted records the profile's series after
+    // the Delete event forgot them, and they would stay for good. The store loses the profile
+    // before that event is handled, so looking at it after recording leaves none behind.
+    if profiles
+        .get(&reflector::ObjectRef::from_obj(&*profile))
+        .is_none()
+    {
+        ctx.metrics.forget_profile(
+            &profile.namespace().unwrap_or_default(),
+            &profile.name_any(),
+        );
+    }
+    result
 }
+
+/// Objects per page of the watches' lists. A start with a thousand profiles lists them and a
+/// thousand objects of each Flux kind, all at once; parsed whole, those lists were most of the
+/// process's peak memory, which the allocator then kept (benchmarks.md, "1000 profiles").
+const LIST_PAGE: u32 = 100;
 
 /// What the caches keep of each object's managedFields: who wrote it, how and when
 /// (reconcile/trigger.rs reads the times), not which fields. Those fieldsV1 trees are most of a

@@ -1,6 +1,7 @@
 //! fluxtune: declarative Flux tuning for Git monorepos of many clusters.
 
 pub mod api;
+pub mod cache;
 pub mod capabilities;
 pub mod cli;
 pub mod controller;

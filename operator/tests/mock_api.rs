@@ -19,7 +19,7 @@ use fluxtune::{
 use http::{Request, Response, StatusCode};
 use kube::{
     Client,
-    api::{ApiResource, DynamicObject},
+    api::ApiResource,
     client::Body,
     core::DeserializeGuard,
     runtime::{
@@ -39,7 +39,7 @@ fn context(kinds: &[FluxKind]) -> (Arc<Context>, Handle) {
         .map(|&k| {
             (
                 k,
-                Writer::<DynamicObject>::new(k.api_resource()).as_reader(),
+                Writer::<fluxtune::cache::Cached>::new(k.api_resource()).as_reader(),
             )
         })
         .collect();

@@ -18,6 +18,7 @@ use super::{
 };
 use crate::{
     api::{FluxProfile, InventoryEntry},
+    cache,
     error::Error,
     flux::{FluxKind, FluxObject},
     render::names,
@@ -150,8 +151,7 @@ async fn apply_one(
     let name = object.name();
     let ar = kind.api_resource();
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, &ar);
-    let cached = ctx.children[&kind]
-        .get(&kube::runtime::reflector::ObjectRef::new_with(&name, ar.clone()).within(&namespace));
+    let cached = cache::get(&ctx.children[&kind], kind, &namespace, &name);
     let mut read_from = if cached.is_some() {
         "cache"
     } else {
@@ -160,7 +160,7 @@ async fn apply_one(
     // Not in the cache of fluxtune-labelled objects: it is new, or someone else's. It is not read
     // first: the write below is a create that the API server refuses if the object exists, and
     // only then is it read (a new profile's children cost one request each, not two).
-    let mut live = cached.map(|live| (*live).clone());
+    let mut live = cached;
     // The cache may lag behind a write: a refused precondition means "look again", once.
     for attempt in 0..2 {
         let mut desired = with_hash(object.to_dynamic());
@@ -246,9 +246,11 @@ fn suspended_for_conflict(live: &DynamicObject) -> bool {
 async fn hold(ctx: &Context, profile: &FluxProfile, object: &FluxObject) -> Result<bool, Error> {
     let namespace = profile.namespace().unwrap_or_default();
     let ar = object.kind().api_resource();
-    let Some(live) = ctx.children[&object.kind()].get(
-        &kube::runtime::reflector::ObjectRef::new_with(&object.name(), ar.clone())
-            .within(&namespace),
+    let Some(live) = cache::get(
+        &ctx.children[&object.kind()],
+        object.kind(),
+        &namespace,
+        &object.name(),
     ) else {
         return Ok(false);
     };
@@ -292,10 +294,8 @@ pub fn in_place(ctx: &Context, profile: &FluxProfile, object: &FluxObject) -> bo
     let Some(store) = ctx.children.get(&object.kind()) else {
         return false;
     };
-    let ar = object.kind().api_resource();
-    let key = kube::runtime::reflector::ObjectRef::new_with(&object.name(), ar)
-        .within(&profile.namespace().unwrap_or_default());
-    store.get(&key).is_some_and(|live| {
+    let namespace = profile.namespace().unwrap_or_default();
+    cache::get(store, object.kind(), &namespace, &object.name()).is_some_and(|live| {
         ownership::is_owned(&live, profile) && up_to_date(&with_hash(object.to_dynamic()), &live)
     })
 }
@@ -308,10 +308,8 @@ pub fn cached_and_owned(ctx: &Context, profile: &FluxProfile, entry: &InventoryE
     let Some(store) = ctx.children.get(&kind) else {
         return false;
     };
-    let key = kube::runtime::reflector::ObjectRef::new_with(&entry.name, kind.api_resource())
-        .within(&profile.namespace().unwrap_or_default());
-    store
-        .get(&key)
+    let namespace = profile.namespace().unwrap_or_default();
+    cache::get(store, kind, &namespace, &entry.name)
         .is_some_and(|live| ownership::is_owned(&live, profile))
 }
 

@@ -29,16 +29,13 @@ use kube::{
     Client, Resource, ResourceExt,
     api::DynamicObject,
     core::DeserializeGuard,
-    runtime::{
-        controller::Action,
-        events::Recorder,
-        reflector::{ObjectRef, Store},
-    },
+    runtime::{controller::Action, events::Recorder, reflector::ObjectRef},
 };
 use tracing::{info, instrument, warn};
 
 use crate::{
     api::{FluxProfile, InventoryEntry},
+    cache::{self, ChildCache},
     capabilities::FluxInstall,
     error::{Error, Result},
     flux::FluxKind,
@@ -58,7 +55,7 @@ pub struct Context {
     pub client: Client,
     pub install: FluxInstall,
     /// Caches of the fluxtune-labelled objects of each installed Flux kind.
-    pub children: BTreeMap<FluxKind, Store<DynamicObject>>,
+    pub children: BTreeMap<FluxKind, ChildCache>,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
     /// Set once every cache in `children` is filled (one task waits for that: a store's
@@ -79,7 +76,7 @@ impl Context {
     pub fn new(
         client: Client,
         install: FluxInstall,
-        children: BTreeMap<FluxKind, Store<DynamicObject>>,
+        children: BTreeMap<FluxKind, ChildCache>,
         metrics: Arc<Metrics>,
         recorder: Recorder,
         caches_ready: Arc<std::sync::atomic::AtomicBool>,
@@ -406,26 +403,27 @@ fn cached_children(
     ctx: &Context,
     profile: &FluxProfile,
     objects: &[crate::flux::FluxObject],
-) -> Vec<(FluxKind, String, Option<Arc<DynamicObject>>)> {
+) -> Vec<(FluxKind, String, Option<DynamicObject>)> {
     let namespace = profile.namespace().unwrap_or_default();
     objects
         .iter()
         .map(|o| {
             let kind = o.kind();
-            let object = ctx.children.get(&kind).and_then(|store| {
-                store.get(&ObjectRef::new_with(&o.name(), kind.api_resource()).within(&namespace))
-            });
+            let object = ctx
+                .children
+                .get(&kind)
+                .and_then(|store| cache::get(store, kind, &namespace, &o.name()));
             (kind, o.name(), object)
         })
         .collect()
 }
 
 fn borrowed(
-    children: &[(FluxKind, String, Option<Arc<DynamicObject>>)],
+    children: &[(FluxKind, String, Option<DynamicObject>)],
 ) -> Vec<(FluxKind, String, Option<&DynamicObject>)> {
     children
         .iter()
-        .map(|(kind, name, object)| (*kind, name.clone(), object.as_deref()))
+        .map(|(kind, name, object)| (*kind, name.clone(), object.as_ref()))
         .collect()
 }
 

@@ -49,7 +49,7 @@ pub fn is_owned(live: &DynamicObject, profile: &FluxProfile) -> bool {
     claim(live, profile) == Claim::Owned
 }
 
-fn labelled_for(live: &DynamicObject, profile: &str) -> bool {
+fn labelled_for(live: &impl Resource, profile: &str) -> bool {
     live.labels().get(names::PROFILE_LABEL).map(String::as_str) == Some(profile)
         && live
             .labels()
@@ -74,7 +74,7 @@ pub fn candidates(ctx: &Context, profile: &FluxProfile) -> Vec<InventoryEntry> {
             store
                 .state()
                 .iter()
-                .filter(|o| o.namespace() == namespace && labelled_for(o, &name))
+                .filter(|o| o.namespace() == namespace && labelled_for(o.as_ref(), &name))
                 .map(|o| InventoryEntry {
                     api_version: ar.api_version.clone(),
                     kind: ar.kind.clone(),

@@ -84,10 +84,7 @@ pub async fn hand_on_push(
 ) -> Result<()> {
     let namespace = profile.namespace().unwrap_or_default();
     let cached = |kind: FluxKind, name: &str| {
-        ctx.children.get(&kind)?.get(
-            &kube::runtime::reflector::ObjectRef::new_with(name, kind.api_resource())
-                .within(&namespace),
-        )
+        crate::cache::get(ctx.children.get(&kind)?, kind, &namespace, name)
     };
     let (Some(automation), Some(source)) = (
         owned

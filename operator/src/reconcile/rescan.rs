@@ -245,10 +245,7 @@ async fn watch_kind(
     let scans: Scans = sources
         .iter()
         .filter_map(|o| {
-            let cached = ctx
-                .children
-                .get(&kind)?
-                .get(&ObjectRef::new_with(&o.name(), kind.api_resource()).within(&namespace))?;
+            let cached = crate::cache::get(ctx.children.get(&kind)?, kind, &namespace, &o.name())?;
             Some((o.name(), Scan::of(kind, &cached)))
         })
         .collect();

@@ -6,7 +6,7 @@
 //! --watch-configs-label-selector), otherwise on its retry backoff; the Receiver's status change
 //! then wakes the profile.
 
-use kube::{ResourceExt, api::DynamicObject, runtime::reflector::ObjectRef};
+use kube::{ResourceExt, api::DynamicObject};
 use serde_json::Value;
 
 use super::{Blocker, Context};
@@ -70,9 +70,8 @@ pub fn webhook_status(ctx: &Context, profile: &FluxProfile, hook: Option<Hook>) 
     let Some(store) = ctx.children.get(&FluxKind::Receiver) else {
         return Webhook::Pending;
     };
-    let key = ObjectRef::new_with(receiver, FluxKind::Receiver.api_resource())
-        .within(&profile.namespace().unwrap_or_default());
-    match store.get(&key) {
+    let namespace = profile.namespace().unwrap_or_default();
+    match crate::cache::get(store, FluxKind::Receiver, &namespace, receiver) {
         Some(live) => from_receiver(&live, secret, base_url),
         None => Webhook::Pending,
     }
