@@ -141,12 +141,19 @@ async fn the_tenant_policy_sample_pins_url_secret_and_target_namespace_per_names
             }
         }
     };
-    // A new policy is enforced after a moment.
+    // A new policy is enforced after a moment; until admission has seen the params as well it
+    // refuses everything with "no params found for policy binding" (the binding's Deny action).
     let mut outside = allowed.clone();
     outside["source"]["url"] = json!("https://git.example.com/platform/fleet.git");
-    let message = eventually("the policy is enforced", PATIENCE, || {
-        refusal(tenant.clone(), outside.clone())
-    })
+    let message = eventually(
+        "the policy is enforced with its params",
+        PATIENCE,
+        || async {
+            refusal(tenant.clone(), outside.clone())
+                .await
+                .filter(|m| !m.contains("no params found"))
+        },
+    )
     .await;
     assert!(
         message.contains(&format!(
