@@ -218,6 +218,54 @@ mod tests {
         assert!(run_flags(&["--lease-duration", "1m"]).is_err());
     }
 
+    /// deploy/'s container args and literal env values, as `fluxtune run` reads them: each env
+    /// variable becomes the flag that reads it, so a value the flag refuses fails here.
+    #[test]
+    fn deploy_s_args_and_env_are_accepted_by_the_flags_they_set() {
+        use clap::CommandFactory;
+        let doc: serde_json::Value =
+            serde_saphyr::from_str(include_str!("../../deploy/deployment.yaml")).unwrap();
+        let container = &doc["spec"]["template"]["spec"]["containers"][0];
+        let args: Vec<String> = container["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(args[0], "run");
+        let command = Args::command();
+        let run = command.find_subcommand("run").unwrap();
+        let mut flags = args[1..].to_vec();
+        let mut literal = Vec::new();
+        for env in container["env"].as_array().unwrap() {
+            let (Some(name), Some(value)) = (env["name"].as_str(), env["value"].as_str()) else {
+                continue;
+            };
+            let arg = run
+                .get_arguments()
+                .find(|a| a.get_env().is_some_and(|e| e == name))
+                .unwrap_or_else(|| panic!("no flag reads {name}"));
+            flags.extend([format!("--{}", arg.get_long().unwrap()), value.into()]);
+            literal.push(name);
+        }
+        assert_eq!(
+            literal,
+            [
+                "FLUXTUNE_LEASE_DURATION",
+                "FLUXTUNE_RENEW_DEADLINE",
+                "FLUXTUNE_MAX_CONCURRENT_RECONCILES"
+            ]
+        );
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let run = run_flags(&flags).unwrap();
+        assert_eq!(
+            Timing::new(run.lease_duration, run.renew_deadline),
+            Ok(Timing::DEFAULT),
+            "deploy/ sets the defaults"
+        );
+        assert_eq!(run.max_concurrent_reconciles, 8);
+    }
+
     #[test]
     fn reconcile_concurrency_is_bounded_by_default_and_never_unbounded() {
         assert_eq!(run_flags(&[]).unwrap().max_concurrent_reconciles, 8);
