@@ -47,14 +47,13 @@ hash=$({
   echo "recipe=1"
 } | sha256sum | cut -c1-12)
 dir=$CACHE/bin/controlplane-v0-$hash
-if [[ -x $dir/controlplane && -f $dir/.complete ]]; then
+if [[ -f $dir/.complete ]]; then
   # Marks it as in use: the tool prunes builds unused for 14 days.
   touch "$dir/.complete"
 else
   t0=$SECONDS
   printf '[controlplane %s] building %s into %s\n' "$(date +%T)" "$TOOL" "$dir" >&2
   mkdir -p "$CACHE/bin"
-  [[ ! -e $dir ]] || rm -rf "$dir" # an incomplete directory, left by hand
   tmp=$(mktemp -d "$CACHE/bin/.tmp-controlplane-XXXXXX")
   (cd "$TOOL" && go build -trimpath -buildvcs=false -ldflags "-s -w" -o "$tmp/controlplane" .) || {
     rm -rf "$tmp"
@@ -63,10 +62,17 @@ else
   }
   chmod 755 "$tmp"
   touch "$tmp/.complete"
-  # No lock: a build takes seconds. Renamed into place, so a killed build never looks done; if a
-  # concurrent run renamed its build first (the rename fails on a non-empty directory), theirs
-  # is used.
-  mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"
+  # No lock: a build takes seconds. Renamed into place, so a killed build never looks done. The
+  # rename fails on a non-empty directory: a concurrent run's complete build (used, never removed
+  # from under it) or an incomplete one left by hand (replaced).
+  if ! mv -T "$tmp" "$dir" 2>/dev/null; then
+    if [[ -f $dir/.complete ]]; then
+      rm -rf "$tmp"
+    else
+      rm -rf "$dir"
+      mv -T "$tmp" "$dir"
+    fi
+  fi
   # A line for test-all.sh's summary of cached builds.
   if [[ -n ${FLUXTUNE_BUILD_REPORT:-} ]]; then
     echo "controlplane v0: built in $((SECONDS - t0)) s" >>"$FLUXTUNE_BUILD_REPORT"
