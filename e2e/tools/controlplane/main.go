@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -40,6 +41,10 @@ type harness struct {
 	// stopped what a failed `up` or `flux-up` had started.
 	mu        sync.Mutex
 	onFailure []func()
+	// Held while the hooks run: a signal's handler keeps it until the process exits, so the
+	// command, failing meanwhile because the hooks stopped its components, waits for them.
+	failing     sync.Mutex
+	interrupted atomic.Bool
 
 	// Set by the commands that need them.
 	etcdBin, kubeBin                                 string
@@ -108,7 +113,10 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		switch r := recover().(type) {
 		case nil:
 		case fatal:
-			h.logf("ERROR: %s", r.msg)
+			// Interrupted, the command's own failure is the hooks' doing: not worth a word.
+			if !h.interrupted.Load() {
+				h.logf("ERROR: %s", r.msg)
+			}
 			h.failed()
 			code = r.code
 		case exitNow:
@@ -118,7 +126,11 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		}
 	}()
 	h.catchSignals()
-	return h.dispatch(args)
+	code = h.dispatch(args)
+	if h.interrupted.Load() {
+		h.failing.Lock() // the handler holds it while it stops what was started, then exits
+	}
+	return code
 }
 
 // parsed is a command line: the command, DIR and what follows it.
@@ -270,6 +282,12 @@ func (h *harness) atFailure(f func()) (done func()) {
 }
 
 func (h *harness) failed() {
+	h.failing.Lock()
+	defer h.failing.Unlock()
+	h.runHooks()
+}
+
+func (h *harness) runHooks() {
 	h.mu.Lock()
 	hooks := h.onFailure
 	h.onFailure = nil
@@ -297,8 +315,10 @@ func (h *harness) catchSignals() {
 	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
 		s := <-ch
+		h.interrupted.Store(true)
 		h.logf("ERROR: interrupted (%s)", s)
-		h.failed()
+		h.failing.Lock() // never released: the command waits in failed(), never exits first
+		h.runHooks()
 		os.Exit(128 + int(s.(syscall.Signal)))
 	}()
 }

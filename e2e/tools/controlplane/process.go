@@ -44,6 +44,15 @@ func startDetached(dir, name string, extraEnv []string, argv ...string) (int, er
 	pid := cmd.Process.Pid
 	// Never waited for: once we exit, init adopts it (and reaps it when it ends).
 	cmd.Process.Release()
+	// Start returns once execve is past its point of no return, which is before the kernel
+	// shows the new command line: until then `ours` would not recognise the process (and a
+	// failing `up` would leave it running). Waits for it, briefly.
+	want := strings.Join(argv, "\x00") + "\x00"
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if got, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err != nil || string(got) == want {
+			break
+		}
+	}
 	if err := appendFile(filepath.Join(dir, "pids"), fmt.Sprintf("%s %d\n", name, pid)); err != nil {
 		return pid, err
 	}
@@ -237,6 +246,9 @@ func (h *harness) waitReady(name string, timeout time.Duration, check func() boo
 		h.logf("%s lost a port race, retrying on other ports", name)
 		return err
 	case err != nil:
+		if h.interrupted.Load() {
+			h.die(err.Error()) // the hooks stopped it
+		}
 		if tail, terr := tailFile(filepath.Join(h.dir, "logs", name+".log"), 30); terr == nil {
 			h.stderr.Write(tail)
 		}

@@ -48,6 +48,7 @@ func TestSupervision(t *testing.T) {
 	if err != nil || len(recs) != 1 || recs[0].name != "etcd" || recs[0].pid != pid {
 		t.Fatalf("DIR/pids: %+v %v", recs, err)
 	}
+	// At once: the command line is ours as soon as startDetached returns.
 	if !alive(pid) || !ours(dir, pid) {
 		t.Fatalf("the started process is not alive and ours")
 	}
