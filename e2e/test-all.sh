@@ -61,6 +61,18 @@ shellcheck -x e2e/*.sh e2e/flux/*.sh e2e/tools/*/*.sh .ci/run
 section "unit, golden, property and real-git tests"
 cargo test --locked
 
+section "harness: the control plane tool's own tests (PKI, ports, supervision, files, arguments)"
+# e2e/tools/controlplane, which every later tier runs through e2e/controlplane.sh. A failure here
+# stops the run: the tiers after it would test the harness, not the operator.
+(
+  cd e2e/tools/controlplane
+  export GOTOOLCHAIN=local GOWORK=off CGO_ENABLED=0 GOFLAGS=
+  unformatted=$(gofmt -l .)
+  [[ -z $unformatted ]] || { echo "harness: gofmt: $unformatted" >&2; exit 1; }
+  go vet ./...
+  go test -count=1 ./...
+) || { echo "=== FAILED: the control plane tool's tests (e2e/tools/controlplane)" >&2; exit 1; }
+
 section "fuzzing: validator, renderer and fluxtune render, 30 s per target (cargo fuzz, nightly)"
 # operator/fuzz (docs/fuzzing.md): each target from the committed seed corpus; a crash fails the
 # run with the input and the command that reproduces it. deps_fuzz installs nightly and cargo-fuzz.
