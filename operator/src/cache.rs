@@ -7,7 +7,11 @@
 //! labels (`ownership::candidates` scans every object of a kind for a profile's label). A reconcile
 //! parses the few objects it reads, which costs microseconds.
 
-use std::borrow::Cow;
+use std::{
+    borrow::Cow,
+    collections::{BTreeSet, HashMap},
+    sync::{Arc, RwLock},
+};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{
@@ -15,19 +19,117 @@ use kube::{
     api::{ApiResource, DynamicObject},
     core::DynamicResourceScope,
     runtime::{
-        reflector::{ObjectRef, Store},
+        reflector::{ObjectRef, Store, store::Writer},
         watcher,
     },
 };
 
 use crate::{flux::FluxKind, render::names};
 
-/// One kind's cache of fluxtune-labelled objects.
-pub type ChildCache = Store<Cached>;
+/// One kind's cache of fluxtune-labelled objects, and which of them carry each profile's label.
+#[derive(Clone)]
+pub struct ChildCache {
+    store: Store<Cached>,
+    by_profile: Arc<RwLock<ByProfile>>,
+}
+
+/// Fills a [`ChildCache`] from its kind's watch events.
+pub struct ChildWriter {
+    writer: Writer<Cached>,
+    by_profile: Arc<RwLock<ByProfile>>,
+    /// A re-list's objects, until it is complete (as the store swaps in a complete list).
+    relisting: Option<ByProfile>,
+}
+
+impl ChildWriter {
+    pub fn new(resource: ApiResource) -> Self {
+        ChildWriter {
+            writer: Writer::new(resource),
+            by_profile: Arc::default(),
+            relisting: None,
+        }
+    }
+
+    pub fn reader(&self) -> ChildCache {
+        ChildCache {
+            store: self.writer.as_reader(),
+            by_profile: self.by_profile.clone(),
+        }
+    }
+
+    pub fn apply(&mut self, event: &watcher::Event<DynamicObject>) {
+        self.writer.apply_watcher_event(&compact(event));
+        match event {
+            watcher::Event::Apply(o) => self.by_profile.write().unwrap().insert(o),
+            watcher::Event::Delete(o) => self.by_profile.write().unwrap().remove(o),
+            watcher::Event::Init => self.relisting = Some(ByProfile::default()),
+            watcher::Event::InitApply(o) => {
+                if let Some(relisting) = &mut self.relisting {
+                    relisting.insert(o);
+                }
+            }
+            watcher::Event::InitDone => {
+                if let Some(relisted) = self.relisting.take() {
+                    *self.by_profile.write().unwrap() = relisted;
+                }
+            }
+        }
+    }
+}
+
+/// Which objects of one kind carry each profile's label, by namespace. `ownership::candidates`
+/// asks for one profile's on every reconcile; scanning the whole store for them made a thousand
+/// profiles' reconciles quadratic (the largest share of the operator's CPU at the first start).
+#[derive(Default)]
+struct ByProfile {
+    names: HashMap<(String, String), BTreeSet<String>>,
+    profile_of: HashMap<(String, String), String>,
+}
+
+impl ByProfile {
+    fn insert(&mut self, object: &DynamicObject) {
+        self.remove(object);
+        let labels = object.metadata.labels.as_ref();
+        let label = |key: &str| labels.and_then(|l| l.get(key));
+        let Some(profile) = label(names::PROFILE_LABEL) else {
+            return;
+        };
+        if label(names::MANAGED_BY_LABEL).map(String::as_str) != Some(names::MANAGED_BY) {
+            return;
+        }
+        let (namespace, name) = key(object);
+        self.names
+            .entry((namespace.clone(), profile.clone()))
+            .or_default()
+            .insert(name.clone());
+        self.profile_of.insert((namespace, name), profile.clone());
+    }
+
+    fn remove(&mut self, object: &DynamicObject) {
+        let (namespace, name) = key(object);
+        let Some(profile) = self.profile_of.remove(&(namespace.clone(), name.clone())) else {
+            return;
+        };
+        let of_profile = (namespace, profile);
+        if let Some(names) = self.names.get_mut(&of_profile) {
+            names.remove(&name);
+            if names.is_empty() {
+                self.names.remove(&of_profile);
+            }
+        }
+    }
+}
+
+fn key(object: &DynamicObject) -> (String, String) {
+    (
+        object.metadata.namespace.clone().unwrap_or_default(),
+        object.metadata.name.clone().unwrap_or_default(),
+    )
+}
 
 #[derive(Clone, Debug)]
 pub struct Cached {
-    /// Name, namespace, UID, resourceVersion and fluxtune's labels only.
+    /// Name, namespace, UID and resourceVersion only.
     metadata: ObjectMeta,
     /// The whole object as the watch delivered it.
     json: Box<str>,
@@ -36,22 +138,12 @@ pub struct Cached {
 impl Cached {
     pub fn new(object: &DynamicObject) -> Self {
         let meta = &object.metadata;
-        let labels = meta.labels.as_ref().map(|labels| {
-            labels
-                .iter()
-                .filter(|(k, _)| {
-                    [names::MANAGED_BY_LABEL, names::PROFILE_LABEL].contains(&k.as_str())
-                })
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        });
         Cached {
             metadata: ObjectMeta {
                 name: meta.name.clone(),
                 namespace: meta.namespace.clone(),
                 uid: meta.uid.clone(),
                 resource_version: meta.resource_version.clone(),
-                labels,
                 ..ObjectMeta::default()
             },
             json: serde_json::to_string(object)
@@ -99,8 +191,8 @@ impl Resource for Cached {
     }
 }
 
-/// A watch event of the child watches, as the cache stores it.
-pub fn event(event: &watcher::Event<DynamicObject>) -> watcher::Event<Cached> {
+/// A watch event of the child watches, as the store keeps it.
+fn compact(event: &watcher::Event<DynamicObject>) -> watcher::Event<Cached> {
     match event {
         watcher::Event::Apply(o) => watcher::Event::Apply(Cached::new(o)),
         watcher::Event::Delete(o) => watcher::Event::Delete(Cached::new(o)),
@@ -112,14 +204,25 @@ pub fn event(event: &watcher::Event<DynamicObject>) -> watcher::Event<Cached> {
 
 /// The cached object of this kind, name and namespace, parsed.
 pub fn get(
-    store: &ChildCache,
+    cache: &ChildCache,
     kind: FluxKind,
     namespace: &str,
     name: &str,
 ) -> Option<DynamicObject> {
-    store
+    cache
+        .store
         .get(&ObjectRef::new_with(name, kind.api_resource()).within(namespace))
         .map(|cached| cached.object())
+}
+
+/// The names of the cached objects in `namespace` labelled for `profile`.
+pub fn labelled_for(cache: &ChildCache, namespace: &str, profile: &str) -> Vec<String> {
+    let by_profile = cache.by_profile.read().unwrap();
+    by_profile
+        .names
+        .get(&(namespace.to_string(), profile.to_string()))
+        .map(|names| names.iter().cloned().collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -156,10 +259,50 @@ mod tests {
                 Some("7".into())
             )
         );
+        assert!(cached.labels().is_empty() && cached.annotations().is_empty());
+    }
+
+    fn labelled(name: &str, profile: Option<&str>) -> DynamicObject {
+        let mut labels = json!({"app.kubernetes.io/managed-by": "fluxtune"});
+        if let Some(p) = profile {
+            labels["fluxtune.dev/profile"] = json!(p);
+        }
+        serde_json::from_value(json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+            "metadata": {"name": name, "namespace": "ns", "labels": labels}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_profile_index_follows_applies_relabels_deletes_and_relists() {
+        let mut writer = ChildWriter::new(FluxKind::GitRepository.api_resource());
+        let cache = writer.reader();
+        let names = |p: &str| labelled_for(&cache, "ns", p);
+        writer.apply(&watcher::Event::Apply(labelled("a", Some("c1"))));
+        writer.apply(&watcher::Event::Apply(labelled("b", Some("c1"))));
+        writer.apply(&watcher::Event::Apply(labelled("c", None)));
+        assert_eq!(names("c1"), ["a", "b"]);
+        assert!(labelled_for(&cache, "other", "c1").is_empty());
+        // Relabelled: it moves.
+        writer.apply(&watcher::Event::Apply(labelled("b", Some("c2"))));
         assert_eq!(
-            cached.labels().keys().collect::<Vec<_>>(),
-            ["app.kubernetes.io/managed-by", "fluxtune.dev/profile"]
+            (names("c1"), names("c2")),
+            (vec!["a".to_string()], vec!["b".to_string()])
         );
-        assert!(cached.annotations().is_empty());
+        writer.apply(&watcher::Event::Delete(labelled("a", Some("c1"))));
+        assert!(names("c1").is_empty());
+        // A re-list replaces the index once complete; what vanished meanwhile is gone.
+        writer.apply(&watcher::Event::Init);
+        writer.apply(&watcher::Event::InitApply(labelled("d", Some("c1"))));
+        assert_eq!(
+            names("c2"),
+            ["b"],
+            "the old index serves until the list is complete"
+        );
+        writer.apply(&watcher::Event::InitDone);
+        assert_eq!((names("c1"), names("c2")), (vec!["d".to_string()], vec![]));
+        assert!(get(&cache, FluxKind::GitRepository, "ns", "d").is_some());
+        assert!(get(&cache, FluxKind::GitRepository, "ns", "b").is_none());
     }
 }

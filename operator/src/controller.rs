@@ -23,7 +23,7 @@ use kube::{
 use tracing::{info, warn};
 
 use crate::{
-    cache::{self, Cached},
+    cache::ChildWriter,
     capabilities,
     error::{Error, Result},
     flux::FluxKind,
@@ -249,8 +249,8 @@ async fn controller(
             Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
             None => Api::all_with(client.clone(), &ar),
         };
-        let mut writer = reflector::store::Writer::<Cached>::new(ar.clone());
-        let reader = writer.as_reader();
+        let mut writer = ChildWriter::new(ar.clone());
+        let reader = writer.reader();
         let config = watcher::Config::default()
             .labels(&format!(
                 "{}={}",
@@ -265,7 +265,7 @@ async fn controller(
         let stream = objects
             .inspect(move |event| {
                 if let Ok(event) = event {
-                    writer.apply_watcher_event(&cache::event(event));
+                    writer.apply(event);
                 }
             })
             .inspect(listed_again(kind.kind()))

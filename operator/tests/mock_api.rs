@@ -22,10 +22,7 @@ use kube::{
     api::ApiResource,
     client::Body,
     core::DeserializeGuard,
-    runtime::{
-        events::{Recorder, Reporter},
-        reflector::store::Writer,
-    },
+    runtime::events::{Recorder, Reporter},
 };
 use serde_json::{Value, json};
 
@@ -39,7 +36,7 @@ fn context(kinds: &[FluxKind]) -> (Arc<Context>, Handle) {
         .map(|&k| {
             (
                 k,
-                Writer::<fluxtune::cache::Cached>::new(k.api_resource()).as_reader(),
+                fluxtune::cache::ChildWriter::new(k.api_resource()).reader(),
             )
         })
         .collect();

@@ -49,7 +49,7 @@ pub fn is_owned(live: &DynamicObject, profile: &FluxProfile) -> bool {
     claim(live, profile) == Claim::Owned
 }
 
-fn labelled_for(live: &impl Resource, profile: &str) -> bool {
+fn labelled_for(live: &DynamicObject, profile: &str) -> bool {
     live.labels().get(names::PROFILE_LABEL).map(String::as_str) == Some(profile)
         && live
             .labels()
@@ -68,17 +68,16 @@ pub fn candidates(ctx: &Context, profile: &FluxProfile) -> Vec<InventoryEntry> {
         .as_ref()
         .map(|s| s.inventory.clone())
         .unwrap_or_default();
-    for (kind, store) in &ctx.children {
+    let namespace = namespace.unwrap_or_default();
+    for (kind, cache) in &ctx.children {
         let ar = kind.api_resource();
         found.extend(
-            store
-                .state()
-                .iter()
-                .filter(|o| o.namespace() == namespace && labelled_for(o.as_ref(), &name))
-                .map(|o| InventoryEntry {
+            crate::cache::labelled_for(cache, &namespace, &name)
+                .into_iter()
+                .map(|name| InventoryEntry {
                     api_version: ar.api_version.clone(),
                     kind: ar.kind.clone(),
-                    name: o.name_any(),
+                    name,
                 }),
         );
     }
