@@ -22,11 +22,10 @@ deps_base() {
   for c in cargo go git; do
     command -v "$c" >/dev/null || _deps_die "$c is not installed: the commands need Rust (rustup), Go and git" || return 1
   done
-  # Part of every Debian-like base system (the machines this runs on have them); fetching them
-  # as packages would need their exact shared libraries, so they are checked, not provided.
-  for c in openssl curl flock setsid; do
-    command -v "$c" >/dev/null || _deps_die "$c is not installed (Debian: apt-get install openssl curl util-linux)" || return 1
-  done
+  # Part of every Debian-like base system (the machines this runs on have it); fetching it as a
+  # package would need its exact shared libraries, so it is checked, not provided. (The control
+  # plane, a Go tool now, needs neither openssl nor flock nor setsid any more.)
+  command -v curl >/dev/null || _deps_die "curl is not installed (Debian: apt-get install curl)" || return 1
   if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
     command -v rustup >/dev/null || _deps_die "cargo fmt and cargo clippy are missing and rustup is not installed" || return 1
     _deps_log "installing the rustfmt and clippy components (rustup)"
