@@ -1029,11 +1029,26 @@ async fn a_missed_git_webhook_is_noticed_and_polling_falls_back_until_webhooks_r
             .find(|c| c.type_ == "WebhookDegraded")
             .map(|c| c.status.clone())
     };
-    eventually("the webhook in status, none missed", SETUP, || async {
-        let s = status().await?;
-        (s.webhook.is_some() && s.delivery.is_some() && degraded(&s).as_deref() == Some("False"))
-            .then_some(())
-    })
+    // Ready, and the first revision recorded: a revision found before status holds one is the
+    // source's first, which no webhook was missed for (the test raced it once the operator
+    // applied faster).
+    eventually(
+        "delivered, the webhook in status, none missed",
+        SETUP,
+        || async {
+            let s = status().await?;
+            let ready = s
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            let recorded = s
+                .delivery
+                .as_ref()
+                .is_some_and(|d| d.source_revision.is_some());
+            (ready && recorded && s.webhook.is_some() && degraded(&s).as_deref() == Some("False"))
+                .then_some(())
+        },
+    )
     .await;
     let interval = || {
         field(
