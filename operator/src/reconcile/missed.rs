@@ -105,6 +105,27 @@ pub fn judge(
     judged
 }
 
+/// What status records for the next reconcile to judge against: the source revision and images
+/// of `before` (the children as `judge` saw them, before this reconcile's writes), with the
+/// source's trigger when judged now or already recorded for that revision (the first revision is
+/// no change and has none). A revision fetched while the reconcile ran is the next one's to judge
+/// (the watch event that brought it queued that reconcile): recorded now, it would never be
+/// judged, and a missed webhook would go unnoticed.
+pub fn recorded(old: Option<&Delivery>, before: Delivery, judged: &[Judged]) -> Delivery {
+    let source_trigger = match judged.iter().find(|j| j.kind == FluxKind::GitRepository) {
+        Some(j) => Some(j.trigger.as_str().to_string()),
+        None => old
+            .filter(|d| d.source_revision.is_some() && d.source_revision == before.source_revision)
+            .and_then(|d| d.source_trigger.clone()),
+    };
+    Delivery {
+        source_revision: before.source_revision,
+        source_trigger,
+        applied_revision: None,
+        images: before.images,
+    }
+}
+
 /// What the judgement changes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Outcome {
@@ -328,5 +349,51 @@ mod tests {
         let j = judge_images(&before, &repository, &policy);
         assert_eq!(j[0].trigger, Trigger::Webhook);
         assert_eq!(j[0].found_at, "2026-12-02T11:59:51Z".parse().unwrap());
+    }
+
+    fn delivery(revision: &str, trigger: Option<&str>) -> Delivery {
+        Delivery {
+            source_revision: Some(revision.into()),
+            source_trigger: trigger.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn status_records_what_was_judged_with_its_trigger() {
+        let o = git("main@sha1:b", "2026-12-02T11:00:00Z", RECEIVER);
+        let old = delivery("main@sha1:a", Some("Webhook"));
+        let judged = judged_git(&o, "main@sha1:a");
+        let r = recorded(Some(&old), delivery("main@sha1:b", None), &judged);
+        assert_eq!(r, delivery("main@sha1:b", Some("Poll")));
+
+        // Seen before: the trigger judged then stays.
+        let again = recorded(Some(&r), delivery("main@sha1:b", None), &[]);
+        assert_eq!(again, r);
+
+        // The first revision is no change: recorded without a trigger, so the next is judged.
+        let first = recorded(None, delivery("main@sha1:a", None), &[]);
+        assert_eq!(first, delivery("main@sha1:a", None));
+        let untriggered = delivery("main@sha1:a", None);
+        assert_eq!(
+            recorded(Some(&untriggered), delivery("main@sha1:a", None), &[]),
+            untriggered
+        );
+    }
+
+    #[test]
+    fn a_revision_not_judged_is_not_recorded_with_an_old_trigger() {
+        // The reconcile saw b unjudged (no previous revision to compare): b must not inherit a's
+        // trigger, and the images are those it saw.
+        let old = delivery("main@sha1:a", Some("Webhook"));
+        let seen = Delivery {
+            images: vec![ImageDelivery {
+                policy: "app".into(),
+                latest_image: "reg/app:1".into(),
+            }],
+            ..delivery("main@sha1:b", None)
+        };
+        let r = recorded(Some(&old), seen.clone(), &[]);
+        assert_eq!(r, seen);
     }
 }

@@ -201,15 +201,16 @@ async fn reconcile_profile(profile: &FluxProfile, ctx: &Context) -> Result<Actio
     let budget = rendered.budget_without(git_lost, registry_lost);
     let after = cached_children(ctx, profile, &rendered.objects);
     let mut health = delivery::health(&borrowed(&after));
-    let judged_source = source_judgement(old.delivery.as_ref(), &judged);
-    if let Some((revision, trigger)) = &judged_source {
-        // A revision fetched while this reconcile ran is judged by the next one, from status.
-        health.delivery.source_revision = Some(revision.clone());
-        health.delivery.source_trigger = Some(trigger.clone());
-    }
-    let judged_pair = judged_source
-        .as_ref()
-        .map(|(r, t)| (r.as_str(), t.as_str()));
+    let seen = delivery::health(&borrowed(&before)).delivery;
+    health.delivery = crate::api::Delivery {
+        applied_revision: health.delivery.applied_revision,
+        ..missed::recorded(old.delivery.as_ref(), seen, &judged)
+    };
+    let d = &health.delivery;
+    let judged_pair = d
+        .source_revision
+        .as_deref()
+        .zip(d.source_trigger.as_deref());
     let (latency, samples) = latency::merge(
         old.observed_latency.as_ref(),
         &latency::observe(&borrowed(&after), judged_pair),
@@ -425,21 +426,6 @@ fn borrowed(
         .iter()
         .map(|(kind, name, object)| (*kind, name.clone(), object.as_ref()))
         .collect()
-}
-
-/// The source revision and its trigger: judged in this reconcile (from the children as they were
-/// before its writes, so fluxtune's own reaction is not taken for a cause), or as status recorded.
-fn source_judgement(
-    recorded: Option<&crate::api::Delivery>,
-    judged: &[missed::Judged],
-) -> Option<(String, String)> {
-    match judged.iter().find(|j| j.kind == FluxKind::GitRepository) {
-        Some(j) => Some((j.revision.clone(), j.trigger.as_str().to_string())),
-        None => {
-            let d = recorded?;
-            Some((d.source_revision.clone()?, d.source_trigger.clone()?))
-        }
-    }
 }
 
 /// Which webhooks status records as missed.
