@@ -46,6 +46,16 @@ FUZZ=operator/fuzz
 # clone, as the Go tools are: a fresh clone on the same machine (CI) rebuilds only this crate and
 # fluxtune's, not their dependencies three times over.
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-${FLUXTUNE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fluxtune}/fuzz-target}
+# Cargo never collects garbage: each clone path and commit leaves its own fluxtune artifacts in
+# this shared directory (it had grown to 13 GiB and filled a CI machine's disk). Incremental
+# data is no use to a clone built once; past the cap the directory starts over (a rebuild of the
+# dependencies, about three minutes).
+export CARGO_INCREMENTAL=0
+cap_mib=6144
+if [[ -d $CARGO_TARGET_DIR ]] && (($(du -sm "$CARGO_TARGET_DIR" | cut -f1) > cap_mib)); then
+  log "$CARGO_TARGET_DIR holds more than $cap_mib MiB of old builds: starting it over"
+  rm -rf "$CARGO_TARGET_DIR"
+fi
 fuzz() { cargo "$toolchain" fuzz "$1" --fuzz-dir "$FUZZ" --sanitizer none "${@:2}"; }
 
 # The pinned Flux CRDs (as e2e/controlplane.sh installs them): every object an accepted profile

@@ -87,8 +87,10 @@ section "the previous release, for the upgrade test"
 read -r previous_commit previous_name < <(grep -v '^#' e2e/previous-release)
 previous_src=$(mktemp -d "${TMPDIR:-/tmp}/fluxtune-previous.XXXXXX")
 git worktree add --detach --force "$previous_src" "$previous_commit" >/dev/null
-# Its own target directory: the current build's artefacts stay as they are.
-cargo_counted "previous release" cargo build --locked --manifest-path "$previous_src/Cargo.toml" --target-dir target/previous -p fluxtune
+# Its own target directory: the current build's artefacts stay as they are. Line tables only,
+# as the workspace's dev profile has them now: full debug information for a second build of
+# every dependency took gigabytes a CI machine's disk did not have.
+CARGO_PROFILE_DEV_DEBUG=line-tables-only cargo_counted "previous release" cargo build --locked --manifest-path "$previous_src/Cargo.toml" --target-dir target/previous -p fluxtune
 previous_bin=$PWD/target/previous/debug/fluxtune
 # Its samples: profiles written for that release must stay valid under the current CRD.
 previous_samples=$PWD/target/previous/samples
