@@ -49,6 +49,8 @@ pub struct RunOptions {
     /// At most this many profiles reconcile at once (kube-runtime's default is unbounded: a
     /// restart with many profiles would send all their requests at once).
     pub max_concurrent_reconciles: u16,
+    /// Objects per page when a watch lists (`--list-page-size`).
+    pub list_page_size: u32,
 }
 
 pub async fn run(opts: RunOptions) -> Result<()> {
@@ -212,7 +214,7 @@ async fn controller(
         profiles,
         watcher::Config::default()
             .any_semantic()
-            .page_size(LIST_PAGE),
+            .page_size(opts.list_page_size),
     )
     .default_backoff()
     .modify(|profile: &mut Guarded| match &mut profile.0 {
@@ -238,7 +240,10 @@ async fn controller(
             }
         }
     })
-    .applied_objects()
+    .flat_map({
+        let mut held = UntilListed::default();
+        move |event| stream::iter(held.profile_triggers(event))
+    })
     .filter_map(|object| future::ready(retried("FluxProfile", object)));
     let mut controller = Controller::for_stream(profile_events, profile_store);
 
@@ -258,7 +263,7 @@ async fn controller(
                 names::MANAGED_BY
             ))
             .any_semantic()
-            .page_size(LIST_PAGE);
+            .page_size(opts.list_page_size);
         let objects = watcher(api, config)
             .modify(|object: &mut DynamicObject| forget_field_sets(&mut object.metadata));
         let kind_listed = listed.clone();
@@ -412,11 +417,6 @@ async fn counted(
     result
 }
 
-/// Objects per page of the watches' lists. A start with a thousand profiles lists them and a
-/// thousand objects of each Flux kind, all at once; parsed whole, those lists were most of the
-/// process's peak memory, which the allocator then kept (benchmarks.md, "1000 profiles").
-const LIST_PAGE: u32 = 100;
-
 /// What the caches keep of each object's managedFields: who wrote it, how and when
 /// (reconcile/trigger.rs reads the times), not which fields. Those fieldsV1 trees are most of a
 /// cached object's memory, and nothing sends a cached object back to the API server.
@@ -442,7 +442,8 @@ where
 /// (Not kube's `predicate_filter`: it sees objects, not events, so it would drop the Delete of an
 /// object whose last state matches what it saw before, and it has no owner-references predicate.)
 /// An object deleted while the watch was cut, which a re-list shows only by its absence, triggers
-/// its profile as a Delete would (`Vanished`).
+/// its profile as a Delete would (`Vanished`); what a list applies triggers once the list is
+/// complete (`UntilListed`).
 type WatchEvent = Result<watcher::Event<DynamicObject>, watcher::Error>;
 type Trigger = Result<DynamicObject, watcher::Error>;
 
@@ -450,11 +451,13 @@ fn only_changes_that_matter(kind: FluxKind) -> impl FnMut(WatchEvent) -> Vec<Tri
     let mut seen: HashMap<ObjectKey, u64> = HashMap::new();
     // What a Delete needs to find the profile: the owner references.
     let mut known = Vanished::default();
+    let mut held = UntilListed::default();
     move |event| {
         let event = match event {
             Err(e) => return retried(kind.kind(), Err(e)).into_iter().collect(),
             Ok(event) => event,
         };
+        let listing = matches!(event, watcher::Event::InitApply(_));
         let mut passed: Vec<Trigger> = known
             .follow(&event, owner_stub)
             .into_iter()
@@ -478,14 +481,79 @@ fn only_changes_that_matter(kind: FluxKind) -> impl FnMut(WatchEvent) -> Vec<Tri
                 crate::reconcile::status_that_wakes(kind, &obj).hash(&mut h);
                 let fingerprint = h.finish();
                 let key = (obj.namespace(), obj.name_any());
-                if seen.insert(key, fingerprint) != Some(fingerprint) {
+                let changed = seen.insert(key, fingerprint) != Some(fingerprint);
+                if changed && listing {
+                    held.hold(owner_stub(&obj));
+                } else if changed {
                     passed.push(Ok(obj));
                 }
             }
-            watcher::Event::Init | watcher::Event::InitDone => {}
+            watcher::Event::InitDone => passed.extend(held.release().map(Ok)),
+            watcher::Event::Init => {}
         }
         passed
     }
+}
+
+/// Triggers from a list, held until the list is complete. The reflector (and `ChildWriter`)
+/// swaps a re-list into its store only at InitDone, while the list arrives in pages (`--list-page-size`)
+/// and the controller runs queued reconciles as the next page is fetched: a reconcile triggered
+/// by an InitApply would read the store from before the watch was cut. A profile created
+/// meanwhile would not be found (kube's controller drops such a request for good), one changed
+/// meanwhile would be reconciled from its old spec, and nothing would trigger either again.
+/// What is held is a stub with the keys a trigger needs, not the object.
+struct UntilListed<T> {
+    held: Vec<T>,
+}
+
+impl<T> Default for UntilListed<T> {
+    fn default() -> Self {
+        UntilListed { held: Vec::new() }
+    }
+}
+
+impl<T> UntilListed<T> {
+    /// A list that restarts (an error mid-list) keeps what it held: triggers are idempotent.
+    fn hold(&mut self, trigger: T) {
+        self.held.push(trigger);
+    }
+
+    fn release(&mut self) -> impl Iterator<Item = T> + use<T> {
+        std::mem::take(&mut self.held).into_iter()
+    }
+}
+
+impl UntilListed<Guarded> {
+    /// `applied_objects()` for the profiles, with what a list applies triggered at its end.
+    fn profile_triggers(
+        &mut self,
+        event: Result<watcher::Event<Guarded>, watcher::Error>,
+    ) -> Vec<Result<Guarded, watcher::Error>> {
+        match event {
+            Ok(watcher::Event::Apply(profile)) => vec![Ok(profile)],
+            Ok(watcher::Event::InitApply(profile)) => {
+                self.hold(profile_stub(&profile));
+                Vec::new()
+            }
+            Ok(watcher::Event::InitDone) => self.release().map(Ok).collect(),
+            Ok(watcher::Event::Init | watcher::Event::Delete(_)) => Vec::new(),
+            Err(e) => vec![Err(e)],
+        }
+    }
+}
+
+/// A profile's name and namespace, all its trigger needs (the controller keys requests by them
+/// and reads the profile from the store). Carried as an undecodable object, which has nothing
+/// but metadata.
+fn profile_stub(profile: &Guarded) -> Guarded {
+    kube::core::DeserializeGuard(Err(kube::core::error_boundary::InvalidObject {
+        error: String::new(),
+        metadata: ObjectMeta {
+            name: Some(profile.name_any()),
+            namespace: profile.namespace(),
+            ..ObjectMeta::default()
+        },
+    }))
 }
 
 /// An object's name, namespace and owner references: enough to trigger its owner.
@@ -616,9 +684,9 @@ mod tests {
         let mut filter = only_changes_that_matter(FluxKind::GitRepository);
         let mut step = |event| names(filter(Ok(event)));
         assert!(step(Init).is_empty());
-        assert_eq!(step(InitApply(child("a", "u1", 1))), ["a"]);
-        assert_eq!(step(InitApply(child("b", "u2", 1))), ["b"]);
-        assert!(step(InitDone).is_empty());
+        assert!(step(InitApply(child("a", "u1", 1))).is_empty(), "held");
+        assert!(step(InitApply(child("b", "u2", 1))).is_empty(), "held");
+        assert_eq!(step(InitDone), ["a", "b"]);
         assert_eq!(step(Apply(child("c", "u3", 1))), ["c"]);
         // 410 Gone: the watcher lists again; b and c were deleted meanwhile, a is unchanged.
         assert!(step(Init).is_empty());
@@ -650,6 +718,66 @@ mod tests {
             assert!(names(filter(Ok(InitApply(child(name, uid, 1))))).is_empty());
         }
         assert!(names(filter(Ok(InitDone))).is_empty());
+    }
+
+    #[test]
+    fn what_a_list_applies_triggers_once_the_list_is_complete() {
+        use watcher::Event::*;
+        // A child changed while the watch was cut, listed in two pages: its profile is
+        // reconciled once the cache holds the whole list, with the owner reference it needs.
+        let mut filter = only_changes_that_matter(FluxKind::GitRepository);
+        for event in [Init, InitApply(child("a", "u1", 1)), InitDone] {
+            filter(Ok(event));
+        }
+        assert!(names(filter(Ok(Init))).is_empty());
+        assert!(names(filter(Ok(InitApply(child("a", "u1", 2))))).is_empty());
+        // The list restarts after an error: what it held stays held (a is unchanged since).
+        assert!(names(filter(Ok(Init))).is_empty());
+        assert!(names(filter(Ok(InitApply(child("a", "u1", 2))))).is_empty());
+        assert!(names(filter(Ok(InitApply(child("b", "u2", 1))))).is_empty());
+        let released: Vec<DynamicObject> = filter(Ok(InitDone))
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            released
+                .iter()
+                .map(|o| (o.name_any(), o.owner_references()[0].uid.clone()))
+                .collect::<Vec<_>>(),
+            [("a".into(), "u1".into()), ("b".into(), "u2".into())]
+        );
+        assert!(
+            released.iter().all(|o| o.data.is_null()),
+            "stubs, not objects"
+        );
+
+        // Profiles: a profile created while the watch was cut is triggered after the list.
+        let profile = |name: &str| -> Guarded {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "fluxtune.dev/v1alpha1", "kind": "FluxProfile",
+                "metadata": {"name": name, "namespace": "ns"},
+                "spec": {"cluster": name, "source": {"url": "https://example.com/r.git"}}
+            }))
+            .unwrap()
+        };
+        let mut held = UntilListed::default();
+        let mut step = |event| -> Vec<ObjectKey> {
+            held.profile_triggers(Ok(event))
+                .into_iter()
+                .map(|p| {
+                    let p = p.unwrap();
+                    (p.namespace(), p.name_any())
+                })
+                .collect()
+        };
+        assert!(step(Init).is_empty());
+        assert!(step(InitApply(profile("p1"))).is_empty());
+        assert!(step(InitApply(profile("p2"))).is_empty());
+        let key = |n: &str| (Some("ns".to_string()), n.to_string());
+        assert_eq!(step(InitDone), [key("p1"), key("p2")]);
+        assert_eq!(step(Apply(profile("p3"))), [key("p3")]);
+        assert!(step(Delete(profile("p3"))).is_empty());
+        assert!(step(InitDone).is_empty(), "released once");
     }
 
     #[test]

@@ -72,6 +72,17 @@ struct Run {
         value_parser = clap::value_parser!(u16).range(1..)
     )]
     max_concurrent_reconciles: u16,
+    /// Objects per page when a watch lists them (1 or more). A start with a thousand profiles
+    /// lists them and a thousand objects of each Flux kind at once: parsed whole, those lists
+    /// were most of the process's peak memory, which the allocator then kept
+    /// (docs/benchmarks.md, "1000 profiles"). Larger pages take fewer requests.
+    #[arg(
+        long,
+        env = "FLUXTUNE_LIST_PAGE_SIZE",
+        default_value_t = 100,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    list_page_size: u32,
     /// ServiceAccount (in the profile's namespace) that kustomize-controller impersonates for
     /// profiles that set no spec.apply.serviceAccountName, like Flux's --default-service-account.
     #[arg(long, env = "FLUXTUNE_DEFAULT_SERVICE_ACCOUNT", value_parser = clap::builder::NonEmptyStringValueParser::new())]
@@ -146,6 +157,7 @@ fn main() -> ExitCode {
                 lease_name: run.lease_name,
                 election,
                 max_concurrent_reconciles: run.max_concurrent_reconciles,
+                list_page_size: run.list_page_size,
                 tenancy: fluxtune::tenancy::Tenancy {
                     default_service_account: run.default_service_account,
                     source_url_prefixes: run.allowed_source_url_prefixes,
@@ -277,6 +289,23 @@ mod tests {
         );
         // kube-runtime reads 0 as "unbounded".
         let refused = run_flags(&["--max-concurrent-reconciles", "0"]).map(|_| ());
+        assert_eq!(
+            refused.map_err(|e| e.kind()),
+            Err(clap::error::ErrorKind::ValueValidation)
+        );
+    }
+
+    #[test]
+    fn watches_list_in_pages_of_a_hundred_unless_told_otherwise() {
+        assert_eq!(run_flags(&[]).unwrap().list_page_size, 100);
+        assert_eq!(
+            run_flags(&["--list-page-size", "2"])
+                .unwrap()
+                .list_page_size,
+            2
+        );
+        // kube reads 0 as "no limit": one whole list again.
+        let refused = run_flags(&["--list-page-size", "0"]).map(|_| ());
         assert_eq!(
             refused.map_err(|e| e.kind()),
             Err(clap::error::ErrorKind::ValueValidation)

@@ -344,7 +344,15 @@ async fn deletions_while_the_watches_were_cut_are_noticed_after_a_410_re_list() 
     // the events sent meanwhile wait in the stopped process's socket buffers and arrive at
     // SIGCONT, before the connection's end, so nothing is re-listed.)
     let proxy = Proxy::start(support::operator_kubeconfig_path(), &ns).await;
-    let mut op = Operator::start_as(proxy.kubeconfig.clone(), &ns, "op-a", &[]);
+    // Pages of two: the re-list comes in pages, as a fleet's does in pages of a hundred, and
+    // queued reconciles run between them, before the cache swaps the whole list in. The changed
+    // and the created profile below must be reconciled from the new list, not the old cache.
+    let mut op = Operator::start_as(
+        proxy.kubeconfig.clone(),
+        &ns,
+        "op-a",
+        &["--list-page-size", "2"],
+    );
     op.wait_ready().await;
     apply_profiles(&client, &ns, 0..5).await;
     wait_applied_count(&client, &ns, 5, CONVERGE).await;
