@@ -270,6 +270,72 @@ async fn a_profile_that_no_longer_deserializes_is_stalled_and_nothing_is_applied
     );
 }
 
+/// Mutating admission runs before the API server compares resourceVersions: a create-only write
+/// can be refused for good although the object exists. When it is someone else's, that is a
+/// conflict that holds what depends on it, not a refusal of fluxtune's object (which would let
+/// the Kustomization be applied to the other team's GitRepository).
+#[tokio::test]
+async fn a_refused_create_of_an_existing_foreign_object_is_a_conflict() {
+    let (ctx, mut api) = context(&[FluxKind::GitRepository, FluxKind::Kustomization]);
+    let profile =
+        profile(json!({"cluster": {"name": "cluster1"}, "source": {"url": "https://g/r.git"}}));
+    let reconcile = tokio::spawn(reconcile::reconcile(profile, ctx));
+
+    profile_is_live(&mut api).await;
+    let denied = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403,
+                        "message": "admission webhook \"policy.example.com\" denied the request"});
+    let create = expect(&mut api, "PATCH", GIT, StatusCode::FORBIDDEN, denied).await;
+    assert_eq!(
+        create["metadata"]["resourceVersion"],
+        fluxtune::reconcile::apply::ABSENT
+    );
+    let theirs = json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+                        "metadata": {"name": "cluster1", "namespace": "flux-system", "uid": "other",
+                                     "resourceVersion": "7"},
+                        "spec": {"url": "https://g/theirs.git"}});
+    expect(&mut api, "GET", GIT, StatusCode::OK, theirs).await;
+    // No write to the Kustomization: it is held while its source is someone else's.
+    let status = loop {
+        let (request, send) = api.next_request().await.expect("a request");
+        let (method, path) = (
+            request.method().to_string(),
+            request.uri().path().to_string(),
+        );
+        assert!(
+            !path.starts_with(KS),
+            "{method} {path}: the dependent was written"
+        );
+        let body = request.into_body().collect_bytes().await.unwrap();
+        let reply = if path == STATUS {
+            stored_profile()
+        } else {
+            json!({})
+        };
+        send.send_response(
+            Response::builder()
+                .status(StatusCode::OK)
+                .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+                .unwrap(),
+        );
+        if path == STATUS {
+            break serde_json::from_slice::<Value>(&body).unwrap();
+        }
+    };
+    let ready = condition(&status, "Ready");
+    assert_eq!(ready["reason"], "NameConflict", "{status}");
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap()
+            .contains("was not created by fluxtune"),
+        "{status}"
+    );
+    reconcile
+        .await
+        .unwrap()
+        .expect("a conflict is a blocker, not an error to retry");
+}
+
 #[tokio::test]
 async fn a_server_error_during_apply_is_reported_and_retried() {
     let (ctx, mut api) = context(&FluxKind::ALL);

@@ -218,7 +218,22 @@ async fn apply_one(
                 read_from = "API server, after a conflict";
                 live = api.get_opt(&name).await?;
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                let e = Error::from(e);
+                // Mutating admission runs before the API server compares resourceVersions, so a
+                // create-only write can be refused for good although the object exists. Someone
+                // else's object is a conflict, which holds what depends on it, not a refusal of
+                // ours, which would not (a Kustomization would be applied to another team's
+                // GitRepository).
+                if live.is_none()
+                    && e.is_permanent()
+                    && let Some(existing) = api.get_opt(&name).await?
+                    && let Claim::Foreign(why) = ownership::claim(&existing, profile)
+                {
+                    return Ok(Outcome::Foreign(why));
+                }
+                return Err(e);
+            }
         }
     }
     unreachable!("the second attempt returns")
