@@ -2,10 +2,10 @@
 //!
 //! With a thousand profiles the caches hold eight thousand Flux objects, and a parsed
 //! `DynamicObject` costs about 6.5 KB (every key, string and map its own allocation) where its JSON
-//! is under 1 KB. A cached object is therefore kept as the API server's JSON, with only what the
-//! store is keyed and scanned by parsed: name, namespace, UID, resourceVersion and fluxtune's own
-//! labels (`ownership::candidates` scans every object of a kind for a profile's label). A reconcile
-//! parses the few objects it reads, which costs microseconds.
+//! is under 1 KB. A cached object is therefore kept as the API server's JSON, with only the
+//! store's keys parsed: name, namespace, UID and resourceVersion. Which objects carry each
+//! profile's label is an index beside the store (`ownership::candidates` asks it on every
+//! reconcile). A reconcile parses the few objects it reads, which costs microseconds.
 
 use std::{
     borrow::Cow,
@@ -63,11 +63,9 @@ impl ChildWriter {
             watcher::Event::Apply(o) => self.by_profile.write().unwrap().insert(o),
             watcher::Event::Delete(o) => self.by_profile.write().unwrap().remove(o),
             watcher::Event::Init => self.relisting = Some(ByProfile::default()),
-            watcher::Event::InitApply(o) => {
-                if let Some(relisting) = &mut self.relisting {
-                    relisting.insert(o);
-                }
-            }
+            // The watcher always sends Init first; as the store does, an InitApply without one
+            // starts a list of its own.
+            watcher::Event::InitApply(o) => self.relisting.get_or_insert_default().insert(o),
             watcher::Event::InitDone => {
                 if let Some(relisted) = self.relisting.take() {
                     *self.by_profile.write().unwrap() = relisted;

@@ -53,7 +53,8 @@ pub struct FluxProfileStatus {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Delivery {
-    /// The GitRepository's artifact revision, e.g. main@sha1:1a2b3c.
+    /// The GitRepository's artifact revision, e.g. main@sha1:1a2b3c, as fluxtune last judged
+    /// it: one fetched while a reconcile ran shows with the next.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_revision: Option<String>,
     /// What brought the source revision: Webhook, WebhookRescan (fluxtune asked again after a
