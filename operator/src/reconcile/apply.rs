@@ -109,7 +109,9 @@ pub async fn apply(ctx: &Context, profile: &FluxProfile, objects: &[FluxObject])
             applied.blocked.push(entry);
             continue;
         }
-        match apply_one(ctx, profile, object, &mut live_checked).await {
+        let outcome = apply_one(ctx, profile, object, &mut live_checked).await;
+        remember_foreign(ctx, profile, object, &outcome);
+        match outcome {
             Ok(Outcome::UpToDate) => applied.owned.push(entry),
             Ok(Outcome::Written { adopted }) => {
                 if adopted {
@@ -133,6 +135,41 @@ pub async fn apply(ctx: &Context, profile: &FluxProfile, objects: &[FluxObject])
     applied
 }
 
+/// Which children were someone else's at the last look (`Context::foreign`).
+fn remember_foreign(
+    ctx: &Context,
+    profile: &FluxProfile,
+    object: &FluxObject,
+    outcome: &Result<Outcome, Error>,
+) {
+    let key = foreign_key(profile, object);
+    let mut foreign = ctx.foreign.lock().unwrap();
+    match outcome {
+        Ok(Outcome::Foreign(_)) => {
+            foreign.insert(key);
+        }
+        Ok(Outcome::UpToDate | Outcome::Written { .. }) => {
+            foreign.remove(&key);
+        }
+        Ok(Outcome::ProfileGone) | Err(_) => {}
+    }
+}
+
+fn foreign_key(
+    profile: &FluxProfile,
+    object: &FluxObject,
+) -> (
+    kube::runtime::reflector::ObjectRef<FluxProfile>,
+    FluxKind,
+    String,
+) {
+    (
+        kube::runtime::reflector::ObjectRef::from_obj(profile),
+        object.kind(),
+        object.name(),
+    )
+}
+
 enum Outcome {
     UpToDate,
     Written { adopted: bool },
@@ -152,15 +189,24 @@ async fn apply_one(
     let ar = kind.api_resource();
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, &ar);
     let cached = cache::get(&ctx.children[&kind], kind, &namespace, &name);
-    let mut read_from = if cached.is_some() {
-        "cache"
-    } else {
-        "nowhere (create only)"
-    };
+    let known_foreign = cached.is_none()
+        && ctx
+            .foreign
+            .lock()
+            .unwrap()
+            .contains(&foreign_key(profile, object));
     // Not in the cache of fluxtune-labelled objects: it is new, or someone else's. It is not read
     // first: the write below is a create that the API server refuses if the object exists, and
-    // only then is it read (a new profile's children cost one request each, not two).
-    let mut live = cached;
+    // only then is it read (a new profile's children cost one request each, not two). One that
+    // was someone else's at the last look is read first: it most likely still is.
+    let (mut live, mut read_from) = match cached {
+        Some(cached) => (Some(cached), "cache"),
+        None if known_foreign => (
+            api.get_opt(&name).await?,
+            "API server (someone else's at the last look)",
+        ),
+        None => (None, "nowhere (create only)"),
+    };
     // The cache may lag behind a write: a refused precondition means "look again", once.
     for attempt in 0..2 {
         let mut desired = with_hash(object.to_dynamic());

@@ -19,7 +19,7 @@ mod unreadable;
 pub mod webhook;
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -70,6 +70,10 @@ pub struct Context {
     written: Mutex<HashMap<ObjectRef<FluxProfile>, String>>,
     /// The propagation guard's last look at each profile's sources, per kind (rescan.rs).
     rescans: Mutex<HashMap<(ObjectRef<FluxProfile>, FluxKind), rescan::Guard>>,
+    /// Children last found to be someone else's (apply.rs): read before they are written. A
+    /// create-only write would be refused on every recheck, each refusal a write request on
+    /// another team's object that its admission webhooks and audit log see.
+    foreign: Mutex<HashSet<(ObjectRef<FluxProfile>, FluxKind, String)>>,
 }
 
 impl Context {
@@ -92,6 +96,7 @@ impl Context {
             failures: Mutex::default(),
             unreadable: Mutex::default(),
             rescans: Mutex::default(),
+            foreign: Mutex::default(),
             written: Mutex::default(),
         }
     }
@@ -143,6 +148,7 @@ async fn reconcile_profile(profile: &FluxProfile, ctx: &Context) -> Result<Actio
         let key = ObjectRef::from_obj(profile);
         ctx.rescans.lock().unwrap().retain(|(p, _), _| *p != key);
         ctx.written.lock().unwrap().remove(&key);
+        ctx.foreign.lock().unwrap().retain(|(p, _, _)| *p != key);
         return Ok(Action::await_change());
     }
     if profile.spec.suspend {

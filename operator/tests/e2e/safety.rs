@@ -234,7 +234,7 @@ async fn foreground_deletion_does_not_recreate_children() {
 /// the profile recovers within a minute or two of their deletion, without any edit of its own.
 #[tokio::test]
 async fn a_foreign_source_blocks_its_dependents_until_it_is_deleted() {
-    let (client, ns, _op) = setup("conflict", true).await;
+    let (client, ns, op) = setup("conflict", true).await;
     let foreign_git = json!({
         "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
         "metadata": {"name": "cluster1", "namespace": ns},
@@ -282,6 +282,23 @@ async fn a_foreign_source_blocks_its_dependents_until_it_is_deleted() {
         "untouched"
     );
     assert!(git.owner_references().is_empty());
+
+    // A reconcile while the conflict lasts reads the foreign objects and writes nothing: no
+    // create-only write refused on every recheck, which the other team's admission webhooks and
+    // audit log would see.
+    let reconciled =
+        || async { support::metric(&op.metrics().await, "fluxtune_reconciles_total", "") };
+    let (before, patches) = (reconciled().await, op.requests("PATCH").await);
+    annotate_profile(&client, &ns, "example.com/poke", "1").await;
+    eventually("a reconcile of the poked profile", PATIENCE, || async {
+        (reconciled().await > before).then_some(())
+    })
+    .await;
+    assert_eq!(
+        op.requests("PATCH").await,
+        patches,
+        "no write while the conflict lasts"
+    );
 
     let deleted = Instant::now();
     for (kind, name) in [
