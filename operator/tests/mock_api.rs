@@ -1,7 +1,8 @@
-//! Branches the real API server in e2e cannot be made to take: a Flux CRD missing (the e2e control
-//! plane installs them all), a profile that no longer deserializes (the CRD schema refuses to
-//! store one), and a server error during apply. Each scenario answers the operator's requests in
-//! order and asserts method, path and the status it writes.
+//! Branches the real API server in e2e cannot be made to take, or not when a test needs it: a Flux
+//! CRD missing (the e2e control plane installs them all), a profile that no longer deserializes
+//! (the CRD schema refuses to store one), a server error during apply, a create refused by
+//! mutating admission, and a watch event landing between a reconcile's reads. Each scenario
+//! answers the operator's requests in order and asserts method, path and the status it writes.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -10,6 +11,7 @@ use std::{
 
 use fluxtune::{
     api::FluxProfile,
+    cache::ChildWriter,
     capabilities::FluxInstall,
     flux::FluxKind,
     metrics::Metrics,
@@ -23,23 +25,28 @@ use kube::{
     client::Body,
     core::DeserializeGuard,
     runtime::events::{Recorder, Reporter},
+    runtime::watcher,
 };
 use serde_json::{Value, json};
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
 fn context(kinds: &[FluxKind]) -> (Arc<Context>, Handle) {
+    let (ctx, handle, _) = context_with_caches(kinds);
+    (ctx, handle)
+}
+
+/// As [`context`], with the writers of the child caches, which the test fills as watches would.
+fn context_with_caches(
+    kinds: &[FluxKind],
+) -> (Arc<Context>, Handle, BTreeMap<FluxKind, ChildWriter>) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "flux-system");
-    let children: BTreeMap<FluxKind, _> = kinds
+    let writers: BTreeMap<FluxKind, ChildWriter> = kinds
         .iter()
-        .map(|&k| {
-            (
-                k,
-                fluxtune::cache::ChildWriter::new(k.api_resource()).reader(),
-            )
-        })
+        .map(|&k| (k, ChildWriter::new(k.api_resource())))
         .collect();
+    let children: BTreeMap<FluxKind, _> = writers.iter().map(|(&k, w)| (k, w.reader())).collect();
     let install = FluxInstall {
         kinds: kinds.iter().copied().collect::<BTreeSet<_>>(),
         caps: Capabilities::default(),
@@ -59,7 +66,7 @@ fn context(kinds: &[FluxKind]) -> (Arc<Context>, Handle) {
         recorder,
         Arc::new(AtomicBool::new(true)),
     );
-    (Arc::new(ctx), handle)
+    (Arc::new(ctx), handle, writers)
 }
 
 fn profile(spec: Value) -> Arc<Guarded> {
@@ -334,6 +341,88 @@ async fn a_refused_create_of_an_existing_foreign_object_is_a_conflict() {
         .await
         .unwrap()
         .expect("a conflict is a blocker, not an error to retry");
+}
+
+/// A revision the GitRepository fetched while a reconcile ran (between its read of the children
+/// before its writes and its status write) is not recorded by that reconcile: the next one, which
+/// the watch event queues, judges it. Recorded now, it would never be judged (a missed webhook
+/// went unnoticed this way when the recorded revision had no trigger: the source's first).
+#[tokio::test]
+async fn a_revision_fetched_during_a_reconcile_is_left_for_the_next_to_judge() {
+    let (ctx, mut api, mut caches) =
+        context_with_caches(&[FluxKind::GitRepository, FluxKind::Kustomization]);
+    let git = |revision: &str, resource_version: &str| -> kube::api::DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+            "metadata": {"name": "cluster1", "namespace": "flux-system", "uid": "g-1",
+                         "resourceVersion": resource_version,
+                         "labels": {"app.kubernetes.io/managed-by": "fluxtune",
+                                    "fluxtune.dev/profile": "cluster1"},
+                         "ownerReferences": [{"apiVersion": "fluxtune.dev/v1alpha1",
+                             "kind": "FluxProfile", "name": "cluster1", "uid": "u-1",
+                             "controller": true}]},
+            "spec": {"interval": "5m", "url": "https://g/r.git"},
+            "status": {"artifact": {"revision": revision,
+                                    "lastUpdateTime": "2026-12-03T10:00:00Z"}}
+        }))
+        .unwrap()
+    };
+    let source = caches.get_mut(&FluxKind::GitRepository).unwrap();
+    source.apply(&watcher::Event::Apply(git("main@sha1:a", "1")));
+    let profile = Arc::new(
+        serde_json::from_value::<Guarded>(json!({
+            "apiVersion": "fluxtune.dev/v1alpha1", "kind": "FluxProfile",
+            "metadata": {"name": "cluster1", "namespace": "flux-system", "uid": "u-1",
+                         "generation": 2},
+            "spec": {"cluster": {"name": "cluster1"}, "source": {"url": "https://g/r.git"}},
+            // The source's first revision: recorded without a trigger.
+            "status": {"delivery": {"sourceRevision": "main@sha1:a"}}
+        }))
+        .unwrap(),
+    );
+    let reconcile = tokio::spawn(reconcile::reconcile(profile, ctx));
+
+    // The reconcile has read the children; before its first write, the fetch lands in the cache.
+    let (request, send) = api.next_request().await.expect("the liveness read");
+    assert_eq!(request.method(), "GET", "{}", request.uri());
+    let source = caches.get_mut(&FluxKind::GitRepository).unwrap();
+    source.apply(&watcher::Event::Apply(git("main@sha1:b", "2")));
+    send.send_response(
+        Response::builder()
+            .body(Body::from(
+                serde_json::to_vec(&json!({
+                    "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList",
+                    "metadata": {},
+                    "items": [{"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                               "metadata": {"name": "cluster1", "namespace": "flux-system",
+                                            "uid": "u-1"}}]}))
+                .unwrap(),
+            ))
+            .unwrap(),
+    );
+    let status = loop {
+        let (request, send) = api.next_request().await.expect("a request");
+        let path = request.uri().path().to_string();
+        let body = request.into_body().collect_bytes().await.unwrap();
+        let reply = if path == STATUS {
+            stored_profile()
+        } else {
+            echo_applied(FluxKind::Kustomization, "cluster1")
+        };
+        send.send_response(
+            Response::builder()
+                .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+                .unwrap(),
+        );
+        if path == STATUS {
+            break serde_json::from_slice::<Value>(&body).unwrap();
+        }
+    };
+    assert_eq!(
+        status["status"]["delivery"]["sourceRevision"], "main@sha1:a",
+        "{status}"
+    );
+    reconcile.await.unwrap().unwrap();
 }
 
 #[tokio::test]
