@@ -128,6 +128,37 @@ async fn profile_is_live(api: &mut Handle) {
     .await;
 }
 
+/// Answers every request as the API server would a successful one (an applied object back, the
+/// stored profile for its status) until the status write, which it returns. `untouched`: a path
+/// no request may go to.
+async fn answer_until_status(api: &mut Handle, untouched: Option<&str>) -> Value {
+    loop {
+        let (request, send) = api.next_request().await.expect("a request");
+        let (method, path) = (
+            request.method().to_string(),
+            request.uri().path().to_string(),
+        );
+        assert!(
+            untouched.is_none_or(|u| !path.starts_with(u)),
+            "{method} {path}: must stay untouched"
+        );
+        let body = request.into_body().collect_bytes().await.unwrap();
+        let reply = if path == STATUS {
+            stored_profile()
+        } else {
+            echo_applied(FluxKind::Kustomization, "cluster1")
+        };
+        send.send_response(
+            Response::builder()
+                .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+                .unwrap(),
+        );
+        if path == STATUS {
+            return serde_json::from_slice(&body).unwrap();
+        }
+    }
+}
+
 fn echo_applied(kind: FluxKind, name: &str) -> Value {
     let ar: ApiResource = kind.api_resource();
     json!({"apiVersion": ar.api_version, "kind": ar.kind, "metadata": {"name": name, "namespace": "flux-system"}})
@@ -302,32 +333,7 @@ async fn a_refused_create_of_an_existing_foreign_object_is_a_conflict() {
                         "spec": {"url": "https://g/theirs.git"}});
     expect(&mut api, "GET", GIT, StatusCode::OK, theirs).await;
     // No write to the Kustomization: it is held while its source is someone else's.
-    let status = loop {
-        let (request, send) = api.next_request().await.expect("a request");
-        let (method, path) = (
-            request.method().to_string(),
-            request.uri().path().to_string(),
-        );
-        assert!(
-            !path.starts_with(KS),
-            "{method} {path}: the dependent was written"
-        );
-        let body = request.into_body().collect_bytes().await.unwrap();
-        let reply = if path == STATUS {
-            stored_profile()
-        } else {
-            json!({})
-        };
-        send.send_response(
-            Response::builder()
-                .status(StatusCode::OK)
-                .body(Body::from(serde_json::to_vec(&reply).unwrap()))
-                .unwrap(),
-        );
-        if path == STATUS {
-            break serde_json::from_slice::<Value>(&body).unwrap();
-        }
-    };
+    let status = answer_until_status(&mut api, Some(KS)).await;
     let ready = condition(&status, "Ready");
     assert_eq!(ready["reason"], "NameConflict", "{status}");
     assert!(
@@ -400,29 +406,98 @@ async fn a_revision_fetched_during_a_reconcile_is_left_for_the_next_to_judge() {
             ))
             .unwrap(),
     );
-    let status = loop {
-        let (request, send) = api.next_request().await.expect("a request");
-        let path = request.uri().path().to_string();
-        let body = request.into_body().collect_bytes().await.unwrap();
-        let reply = if path == STATUS {
-            stored_profile()
-        } else {
-            echo_applied(FluxKind::Kustomization, "cluster1")
-        };
-        send.send_response(
-            Response::builder()
-                .body(Body::from(serde_json::to_vec(&reply).unwrap()))
-                .unwrap(),
-        );
-        if path == STATUS {
-            break serde_json::from_slice::<Value>(&body).unwrap();
-        }
-    };
+    let status = answer_until_status(&mut api, None).await;
     assert_eq!(
         status["status"]["delivery"]["sourceRevision"], "main@sha1:a",
         "{status}"
     );
     reconcile.await.unwrap().unwrap();
+}
+
+fn conflict() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict",
+           "code": 409, "message": "the object has been modified"})
+}
+
+/// A create-only write refused because the object exists (409): the object is read and judged.
+/// Here it turns out fluxtune's own and as rendered (created by a reconcile whose watch event has
+/// not arrived yet): nothing is written again.
+#[tokio::test]
+async fn a_refused_create_of_our_own_up_to_date_object_writes_nothing_more() {
+    let (ctx, mut api) = context(&[FluxKind::GitRepository, FluxKind::Kustomization]);
+    let profile =
+        profile(json!({"cluster": {"name": "cluster1"}, "source": {"url": "https://g/r.git"}}));
+    let reconcile = tokio::spawn(reconcile::reconcile(profile, ctx));
+
+    profile_is_live(&mut api).await;
+    let mut ours = expect(&mut api, "PATCH", GIT, StatusCode::CONFLICT, conflict()).await;
+    // The object as the API server stores it: what was applied, with its UID and version.
+    ours["metadata"]["uid"] = json!("g-1");
+    ours["metadata"]["resourceVersion"] = json!("5");
+    expect(&mut api, "GET", GIT, StatusCode::OK, ours).await;
+    let status = answer_until_status(&mut api, Some(GIT)).await;
+    assert_eq!(condition(&status, "Applied")["status"], "True", "{status}");
+    reconcile.await.unwrap().unwrap();
+}
+
+/// A 409 for an object that is gone by the time it is read (deleted in between): created again,
+/// create-only as before.
+#[tokio::test]
+async fn a_refused_create_of_an_object_deleted_since_is_tried_again_as_a_create() {
+    let (ctx, mut api) = context(&[FluxKind::GitRepository, FluxKind::Kustomization]);
+    let profile =
+        profile(json!({"cluster": {"name": "cluster1"}, "source": {"url": "https://g/r.git"}}));
+    let reconcile = tokio::spawn(reconcile::reconcile(profile, ctx));
+
+    profile_is_live(&mut api).await;
+    expect(&mut api, "PATCH", GIT, StatusCode::CONFLICT, conflict()).await;
+    let gone = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404});
+    expect(&mut api, "GET", GIT, StatusCode::NOT_FOUND, gone).await;
+    let again = expect(
+        &mut api,
+        "PATCH",
+        GIT,
+        StatusCode::OK,
+        echo_applied(FluxKind::GitRepository, "cluster1"),
+    )
+    .await;
+    assert_eq!(
+        again["metadata"]["resourceVersion"],
+        fluxtune::reconcile::apply::ABSENT
+    );
+    let status = answer_until_status(&mut api, None).await;
+    assert_eq!(condition(&status, "Applied")["status"], "True", "{status}");
+    reconcile.await.unwrap().unwrap();
+}
+
+/// Refused twice (the object changes under every read): a transient error the controller retries
+/// with backoff, not a loop of writes within one reconcile, and not a refusal reported as final.
+#[tokio::test]
+async fn a_write_refused_twice_is_retried_later() {
+    let (ctx, mut api) = context(&[FluxKind::GitRepository, FluxKind::Kustomization]);
+    let profile =
+        profile(json!({"cluster": {"name": "cluster1"}, "source": {"url": "https://g/r.git"}}));
+    let reconcile = tokio::spawn(reconcile::reconcile(profile, ctx));
+
+    profile_is_live(&mut api).await;
+    let mut ours = expect(&mut api, "PATCH", GIT, StatusCode::CONFLICT, conflict()).await;
+    ours["metadata"]["uid"] = json!("g-1");
+    ours["metadata"]["resourceVersion"] = json!("5");
+    // Someone else changed a field fluxtune sets: the object is ours but not as rendered.
+    ours["spec"]["interval"] = json!("1s");
+    expect(&mut api, "GET", GIT, StatusCode::OK, ours).await;
+    let second = expect(&mut api, "PATCH", GIT, StatusCode::CONFLICT, conflict()).await;
+    assert_eq!(
+        second["metadata"]["resourceVersion"], "5",
+        "the version it read"
+    );
+    let status = answer_until_status(&mut api, Some(GIT)).await;
+    let ready = condition(&status, "Ready");
+    assert_eq!(ready["reason"], "ReconciliationFailed", "{status}");
+    reconcile
+        .await
+        .unwrap()
+        .expect_err("a conflict that persists is retried with backoff");
 }
 
 #[tokio::test]
