@@ -303,4 +303,30 @@ mod tests {
         assert!(get(&cache, FluxKind::GitRepository, "ns", "d").is_some());
         assert!(get(&cache, FluxKind::GitRepository, "ns", "b").is_none());
     }
+
+    #[test]
+    fn a_list_restarted_midway_and_a_removed_label_leave_index_and_store_alike() {
+        let mut writer = ChildWriter::new(FluxKind::GitRepository.api_resource());
+        let cache = writer.reader();
+        let names = |p: &str| labelled_for(&cache, "ns", p);
+        writer.apply(&watcher::Event::Apply(labelled("a", Some("c1"))));
+        // The profile label removed, managed-by kept: in the store, no longer the profile's.
+        writer.apply(&watcher::Event::Apply(labelled("a", None)));
+        assert!(names("c1").is_empty());
+        assert!(get(&cache, FluxKind::GitRepository, "ns", "a").is_some());
+        // A list that fails after its first page starts over: only the second list counts.
+        writer.apply(&watcher::Event::Init);
+        writer.apply(&watcher::Event::InitApply(labelled("b", Some("c1"))));
+        writer.apply(&watcher::Event::Init);
+        writer.apply(&watcher::Event::InitApply(labelled("c", Some("c1"))));
+        writer.apply(&watcher::Event::InitDone);
+        assert_eq!(names("c1"), ["c"]);
+        for (name, cached) in [("a", false), ("b", false), ("c", true)] {
+            assert_eq!(
+                get(&cache, FluxKind::GitRepository, "ns", name).is_some(),
+                cached,
+                "{name}"
+            );
+        }
+    }
 }
