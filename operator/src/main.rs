@@ -75,7 +75,9 @@ struct Run {
     /// Objects per page when a watch lists them (1 or more). A start with a thousand profiles
     /// lists them and a thousand objects of each Flux kind at once: parsed whole, those lists
     /// were most of the process's peak memory, which the allocator then kept
-    /// (docs/benchmarks.md, "1000 profiles"). Larger pages take fewer requests.
+    /// (docs/benchmarks.md, "1000 profiles"). Larger pages take fewer requests. The lists are
+    /// served from the API server's watch cache, which pages them from Kubernetes 1.34 (KEP-4988,
+    /// tested on 1.36); older API servers answer them whole whatever the page size.
     #[arg(
         long,
         env = "FLUXTUNE_LIST_PAGE_SIZE",
