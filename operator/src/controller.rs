@@ -4,7 +4,7 @@ use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     hash::{DefaultHasher, Hash, Hasher},
     net::SocketAddr,
-    sync::{Arc, atomic::Ordering},
+    sync::{Arc, OnceLock, atomic::Ordering},
     time::Duration,
 };
 
@@ -204,7 +204,16 @@ async fn controller(
     // A profile deleted outright (no finalizer) is never reconciled again: its Delete event is
     // where its metric series go.
     let (profile_store, writer) = reflector::store();
-    let forget = metrics.clone();
+    // What the context keeps of a deleted profile goes with it; the context is made after this
+    // stream (it needs the child caches), and before it exists nothing was kept.
+    let context: Arc<OnceLock<Arc<Context>>> = Arc::default();
+    let forget = {
+        let (metrics, context) = (metrics.clone(), context.clone());
+        move |namespace: &str, name: &str| match context.get() {
+            Some(ctx) => ctx.forget_profile(namespace, name),
+            None => metrics.forget_profile(namespace, name),
+        }
+    };
     // Which caches have had their first complete list, seen on each watch stream right after
     // its reflector applied it (not with `Store::wait_until_ready`, whose readiness wakes one
     // waiter only: the controller's runner already waits on the profiles' store).
@@ -229,11 +238,11 @@ async fn controller(
             let Ok(event) = event else { return };
             // Deleted, or (after a re-list) found deleted while the watch was cut.
             for (namespace, name) in known.follow(event, |_| ()).into_keys() {
-                forget.forget_profile(namespace.as_deref().unwrap_or_default(), &name);
+                forget(namespace.as_deref().unwrap_or_default(), &name);
             }
             match event {
                 watcher::Event::Delete(p) => {
-                    forget.forget_profile(&p.namespace().unwrap_or_default(), &p.name_any());
+                    forget(&p.namespace().unwrap_or_default(), &p.name_any());
                 }
                 watcher::Event::InitDone => mark_listed(&profiles_listed, "FluxProfile"),
                 _ => {}
@@ -317,6 +326,7 @@ async fn controller(
     let mut ctx = Context::new(client, install, children, metrics, recorder, caches_ready);
     ctx.tenancy = opts.tenancy.clone();
     let ctx = Arc::new(ctx);
+    let _ = context.set(ctx.clone());
     info!(
         namespace = opts.namespace.as_deref().unwrap_or("<all>"),
         "reconciling FluxProfiles"
@@ -402,17 +412,20 @@ async fn counted(
 ) -> Result<Action> {
     let _running = ctx.metrics.reconcile_started();
     let result = reconcile::reconcile(profile.clone(), ctx.clone()).await;
-    // A reconcile still running when its profile was deleted records the profile's series after
-    // the Delete event forgot them, and they would stay for good. The store loses the profile
-    // before that event is handled, so looking at it after recording leaves none behind.
+    // A reconcile still running when its profile was deleted records the profile's series (and
+    // backoff, status write...) after the Delete event forgot them, and they would stay for good.
+    // The store loses the profile before that event is handled, so looking at it after recording
+    // leaves none behind. Nor is a gone profile's failure retried: the error policy would count
+    // a backoff for it again.
     if profiles
         .get(&reflector::ObjectRef::from_obj(&*profile))
         .is_none()
     {
-        ctx.metrics.forget_profile(
+        ctx.forget_profile(
             &profile.namespace().unwrap_or_default(),
             &profile.name_any(),
         );
+        return Ok(Action::await_change());
     }
     result
 }

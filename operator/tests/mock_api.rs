@@ -537,8 +537,12 @@ async fn a_server_error_during_apply_is_reported_and_retried() {
         .expect_err("a server error is retried");
     // Backoff grows per profile: 5s, then 10s.
     let first = reconcile::error_policy(profile.clone(), &error, ctx.clone());
-    let second = reconcile::error_policy(profile, &error, ctx);
+    let second = reconcile::error_policy(profile.clone(), &error, ctx.clone());
     assert_ne!(format!("{first:?}"), format!("{second:?}"));
+    // Deleted (and created again under the same name): nothing of the old one is kept.
+    ctx.forget_profile("flux-system", "cluster1");
+    let again = reconcile::error_policy(profile, &error, ctx);
+    assert_eq!(format!("{again:?}"), format!("{first:?}"));
 }
 
 /// The delete of a pruned object carries the UID and resourceVersion its ownership was checked

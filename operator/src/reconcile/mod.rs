@@ -100,6 +100,27 @@ impl Context {
             written: Mutex::default(),
         }
     }
+
+    /// Forgets what this process kept of a profile: its metric series, its backoff, its last
+    /// status write, the propagation guard's looks and its foreign children. For a profile that is
+    /// deleting or gone; without this a fleet that creates and deletes profiles (preview
+    /// environments, say) would grow these maps until a restart.
+    pub fn forget_profile(&self, namespace: &str, name: &str) {
+        self.metrics.forget_profile(namespace, name);
+        let is = |ns: &Option<String>, n: &str| ns.as_deref() == Some(namespace) && n == name;
+        let gone = |key: &ObjectRef<FluxProfile>| is(&key.namespace, &key.name);
+        self.failures
+            .lock()
+            .unwrap()
+            .retain(|k, _| !is(&k.namespace, &k.name));
+        self.unreadable
+            .lock()
+            .unwrap()
+            .retain(|k, _| !is(&k.namespace, &k.name));
+        self.written.lock().unwrap().retain(|k, _| !gone(k));
+        self.rescans.lock().unwrap().retain(|(k, _), _| !gone(k));
+        self.foreign.lock().unwrap().retain(|(k, _, _)| !gone(k));
+    }
 }
 
 /// The generation and decoding error last reported for an unreadable profile.
@@ -141,14 +162,10 @@ async fn reconcile_profile(profile: &FluxProfile, ctx: &Context) -> Result<Actio
         // The garbage collector now decides about the children (deletes them, or with
         // --cascade=orphan removes their ownerReferences): any write here would race it, and
         // putting back an ownerReference it just removed makes it delete the child after all.
-        ctx.metrics.forget_profile(
+        ctx.forget_profile(
             &profile.namespace().unwrap_or_default(),
             &profile.name_any(),
         );
-        let key = ObjectRef::from_obj(profile);
-        ctx.rescans.lock().unwrap().retain(|(p, _), _| *p != key);
-        ctx.written.lock().unwrap().remove(&key);
-        ctx.foreign.lock().unwrap().retain(|(p, _, _)| *p != key);
         return Ok(Action::await_change());
     }
     if profile.spec.suspend {
