@@ -455,7 +455,7 @@ where
 /// (Not kube's `predicate_filter`: it sees objects, not events, so it would drop the Delete of an
 /// object whose last state matches what it saw before, and it has no owner-references predicate.)
 /// An object deleted while the watch was cut, which a re-list shows only by its absence, triggers
-/// its profile as a Delete would (`Vanished`); what a list applies triggers once the list is
+/// its profile as a Delete would (`Vanished`); what a re-list applies triggers once the list is
 /// complete (`UntilListed`).
 type WatchEvent = Result<watcher::Event<DynamicObject>, watcher::Error>;
 type Trigger = Result<DynamicObject, watcher::Error>;
@@ -495,9 +495,7 @@ fn only_changes_that_matter(kind: FluxKind) -> impl FnMut(WatchEvent) -> Vec<Tri
                 let fingerprint = h.finish();
                 let key = (obj.namespace(), obj.name_any());
                 let changed = seen.insert(key, fingerprint) != Some(fingerprint);
-                if changed && listing {
-                    held.hold(owner_stub(&obj));
-                } else if changed {
+                if changed && !(listing && held.hold(|| owner_stub(&obj))) {
                     passed.push(Ok(obj));
                 }
             }
@@ -508,36 +506,48 @@ fn only_changes_that_matter(kind: FluxKind) -> impl FnMut(WatchEvent) -> Vec<Tri
     }
 }
 
-/// Triggers from a list, held until the list is complete. The reflector (and `ChildWriter`)
-/// swaps a re-list into its store only at InitDone, while the list arrives in pages (`--list-page-size`)
-/// and the controller runs queued reconciles as the next page is fetched: a reconcile triggered
-/// by an InitApply would read the store from before the watch was cut. A profile created
-/// meanwhile would not be found (kube's controller drops such a request for good), one changed
-/// meanwhile would be reconciled from its old spec, and nothing would trigger either again.
-/// What is held is a stub with the keys a trigger needs, not the object.
+/// Triggers from a re-list, held until the list is complete. The reflector (and `ChildWriter`)
+/// swaps a re-list into its store only at InitDone, while the list arrives in pages
+/// (`--list-page-size`) and the controller runs queued reconciles as the next page is fetched: a
+/// reconcile triggered by an InitApply would read the store from before the watch was cut. A
+/// profile created meanwhile would not be found (kube's controller drops such a request for
+/// good), one changed meanwhile would be reconciled from its old spec, and nothing would trigger
+/// either again. What is held is a stub with the keys a trigger needs, not the object.
+/// The first list passes through: the controller waits for the profiles' store to fill, and a
+/// reconcile for every cache's first list (`caches_ready`), while holding a fleet's triggers
+/// would raise the start's memory peak.
 struct UntilListed<T> {
     held: Vec<T>,
+    listed_once: bool,
 }
 
 impl<T> Default for UntilListed<T> {
     fn default() -> Self {
-        UntilListed { held: Vec::new() }
+        UntilListed {
+            held: Vec::new(),
+            listed_once: false,
+        }
     }
 }
 
 impl<T> UntilListed<T> {
-    /// A list that restarts (an error mid-list) keeps what it held: triggers are idempotent.
-    fn hold(&mut self, trigger: T) {
-        self.held.push(trigger);
+    /// Holds the trigger of an InitApply, or gives it back to pass on (the first list). A list
+    /// that restarts (an error mid-list) keeps what it held: triggers are idempotent.
+    fn hold(&mut self, trigger: impl FnOnce() -> T) -> bool {
+        if self.listed_once {
+            self.held.push(trigger());
+        }
+        self.listed_once
     }
 
     fn release(&mut self) -> impl Iterator<Item = T> + use<T> {
+        self.listed_once = true;
         std::mem::take(&mut self.held).into_iter()
     }
 }
 
 impl UntilListed<Guarded> {
-    /// `applied_objects()` for the profiles, with what a list applies triggered at its end.
+    /// `applied_objects()` for the profiles, with what a re-list applies triggered at its end.
     fn profile_triggers(
         &mut self,
         event: Result<watcher::Event<Guarded>, watcher::Error>,
@@ -545,8 +555,11 @@ impl UntilListed<Guarded> {
         match event {
             Ok(watcher::Event::Apply(profile)) => vec![Ok(profile)],
             Ok(watcher::Event::InitApply(profile)) => {
-                self.hold(profile_stub(&profile));
-                Vec::new()
+                if self.hold(|| profile_stub(&profile)) {
+                    Vec::new()
+                } else {
+                    vec![Ok(profile)]
+                }
             }
             Ok(watcher::Event::InitDone) => self.release().map(Ok).collect(),
             Ok(watcher::Event::Init | watcher::Event::Delete(_)) => Vec::new(),
@@ -697,9 +710,10 @@ mod tests {
         let mut filter = only_changes_that_matter(FluxKind::GitRepository);
         let mut step = |event| names(filter(Ok(event)));
         assert!(step(Init).is_empty());
-        assert!(step(InitApply(child("a", "u1", 1))).is_empty(), "held");
-        assert!(step(InitApply(child("b", "u2", 1))).is_empty(), "held");
-        assert_eq!(step(InitDone), ["a", "b"]);
+        // The first list passes through (the reconciles wait for the caches' first lists).
+        assert_eq!(step(InitApply(child("a", "u1", 1))), ["a"]);
+        assert_eq!(step(InitApply(child("b", "u2", 1))), ["b"]);
+        assert!(step(InitDone).is_empty());
         assert_eq!(step(Apply(child("c", "u3", 1))), ["c"]);
         // 410 Gone: the watcher lists again; b and c were deleted meanwhile, a is unchanged.
         assert!(step(Init).is_empty());
@@ -783,10 +797,15 @@ mod tests {
                 })
                 .collect()
         };
+        let key = |n: &str| (Some("ns".to_string()), n.to_string());
+        // The first list passes through: the controller waits for the store to fill.
+        assert!(step(Init).is_empty());
+        assert_eq!(step(InitApply(profile("p1"))), [key("p1")]);
+        assert!(step(InitDone).is_empty());
+        // A re-list is held until it is complete.
         assert!(step(Init).is_empty());
         assert!(step(InitApply(profile("p1"))).is_empty());
         assert!(step(InitApply(profile("p2"))).is_empty());
-        let key = |n: &str| (Some("ns".to_string()), n.to_string());
         assert_eq!(step(InitDone), [key("p1"), key("p2")]);
         assert_eq!(step(Apply(profile("p3"))), [key("p3")]);
         assert!(step(Delete(profile("p3"))).is_empty());
