@@ -8,12 +8,13 @@
 use kube::{
     Api, ResourceExt,
     api::{DynamicObject, Patch, PatchParams},
+    runtime::reflector::ObjectRef,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{
-    Context,
+    ChildKey, Context,
     ownership::{self, Claim},
 };
 use crate::{
@@ -155,19 +156,13 @@ fn remember_foreign(
     }
 }
 
-fn foreign_key(
-    profile: &FluxProfile,
-    object: &FluxObject,
-) -> (
-    kube::runtime::reflector::ObjectRef<FluxProfile>,
-    FluxKind,
-    String,
-) {
-    (
-        kube::runtime::reflector::ObjectRef::from_obj(profile),
-        object.kind(),
-        object.name(),
-    )
+fn was_foreign(ctx: &Context, profile: &FluxProfile, object: &FluxObject) -> bool {
+    let key = foreign_key(profile, object);
+    ctx.foreign.lock().unwrap().contains(&key)
+}
+
+fn foreign_key(profile: &FluxProfile, object: &FluxObject) -> ChildKey {
+    (ObjectRef::from_obj(profile), object.kind(), object.name())
 }
 
 enum Outcome {
@@ -189,19 +184,13 @@ async fn apply_one(
     let ar = kind.api_resource();
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, &ar);
     let cached = cache::get(&ctx.children[&kind], kind, &namespace, &name);
-    let known_foreign = cached.is_none()
-        && ctx
-            .foreign
-            .lock()
-            .unwrap()
-            .contains(&foreign_key(profile, object));
     // Not in the cache of fluxtune-labelled objects: it is new, or someone else's. It is not read
     // first: the write below is a create that the API server refuses if the object exists, and
     // only then is it read (a new profile's children cost one request each, not two). One that
     // was someone else's at the last look is read first: it most likely still is.
     let (mut live, mut read_from) = match cached {
         Some(cached) => (Some(cached), "cache"),
-        None if known_foreign => (
+        None if was_foreign(ctx, profile, object) => (
             api.get_opt(&name).await?,
             "API server (someone else's at the last look)",
         ),

@@ -73,8 +73,11 @@ pub struct Context {
     /// Children last found to be someone else's (apply.rs): read before they are written. A
     /// create-only write would be refused on every recheck, each refusal a write request on
     /// another team's object that its admission webhooks and audit log see.
-    foreign: Mutex<HashSet<(ObjectRef<FluxProfile>, FluxKind, String)>>,
+    foreign: Mutex<HashSet<ChildKey>>,
 }
+
+/// One rendered child of one profile: the profile, the child's kind and name.
+type ChildKey = (ObjectRef<FluxProfile>, FluxKind, String);
 
 impl Context {
     pub fn new(
