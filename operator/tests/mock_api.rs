@@ -97,13 +97,21 @@ async fn expect(
         request.uri()
     );
     let body = request.into_body().collect_bytes().await.unwrap();
+    respond(send, status, &reply);
+    serde_json::from_slice(&body).unwrap_or(Value::Null)
+}
+
+fn respond(
+    send: tower_test::mock::SendResponse<Response<Body>>,
+    status: StatusCode,
+    reply: &Value,
+) {
     send.send_response(
         Response::builder()
             .status(status)
-            .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+            .body(Body::from(serde_json::to_vec(reply).unwrap()))
             .unwrap(),
     );
-    serde_json::from_slice(&body).unwrap_or(Value::Null)
 }
 
 /// What the API server returns for a status patch: the whole profile.
@@ -121,11 +129,30 @@ async fn profile_is_live(api: &mut Handle) {
         "GET",
         "/apis/fluxtune.dev/v1alpha1/namespaces/flux-system/fluxprofiles",
         StatusCode::OK,
-        json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {},
-               "items": [{"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
-                          "metadata": {"name": "cluster1", "namespace": "flux-system", "uid": "u-1"}}]}),
+        live_profile(),
     )
     .await;
+}
+
+/// The answer to that read: the profile, with the UID the reconcile started from.
+fn live_profile() -> Value {
+    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {},
+           "items": [{"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                      "metadata": {"name": "cluster1", "namespace": "flux-system", "uid": "u-1"}}]})
+}
+
+/// A reconcile of a profile that renders a GitRepository and a Kustomization, past its read of
+/// the profile before the first write.
+async fn reconcile_source_and_kustomization() -> (
+    tokio::task::JoinHandle<fluxtune::error::Result<kube::runtime::controller::Action>>,
+    Handle,
+) {
+    let (ctx, mut api) = context(&[FluxKind::GitRepository, FluxKind::Kustomization]);
+    let profile =
+        profile(json!({"cluster": {"name": "cluster1"}, "source": {"url": "https://g/r.git"}}));
+    let reconcile = tokio::spawn(reconcile::reconcile(profile, ctx));
+    profile_is_live(&mut api).await;
+    (reconcile, api)
 }
 
 /// Answers every request as the API server would a successful one (an applied object back, the
@@ -148,11 +175,7 @@ async fn answer_until_status(api: &mut Handle, untouched: Option<&str>) -> Value
         } else {
             echo_applied(FluxKind::Kustomization, "cluster1")
         };
-        send.send_response(
-            Response::builder()
-                .body(Body::from(serde_json::to_vec(&reply).unwrap()))
-                .unwrap(),
-        );
+        respond(send, StatusCode::OK, &reply);
         if path == STATUS {
             return serde_json::from_slice(&body).unwrap();
         }
@@ -314,12 +337,7 @@ async fn a_profile_that_no_longer_deserializes_is_stalled_and_nothing_is_applied
 /// the Kustomization be applied to the other team's GitRepository).
 #[tokio::test]
 async fn a_refused_create_of_an_existing_foreign_object_is_a_conflict() {
-    let (ctx, mut api) = context(&[FluxKind::GitRepository, FluxKind::Kustomization]);
-    let profile =
-        profile(json!({"cluster": {"name": "cluster1"}, "source": {"url": "https://g/r.git"}}));
-    let reconcile = tokio::spawn(reconcile::reconcile(profile, ctx));
-
-    profile_is_live(&mut api).await;
+    let (reconcile, mut api) = reconcile_source_and_kustomization().await;
     let denied = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403,
                         "message": "admission webhook \"policy.example.com\" denied the request"});
     let create = expect(&mut api, "PATCH", GIT, StatusCode::FORBIDDEN, denied).await;
@@ -393,25 +411,20 @@ async fn a_revision_fetched_during_a_reconcile_is_left_for_the_next_to_judge() {
     assert_eq!(request.method(), "GET", "{}", request.uri());
     let source = caches.get_mut(&FluxKind::GitRepository).unwrap();
     source.apply(&watcher::Event::Apply(git("main@sha1:b", "2")));
-    send.send_response(
-        Response::builder()
-            .body(Body::from(
-                serde_json::to_vec(&json!({
-                    "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList",
-                    "metadata": {},
-                    "items": [{"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
-                               "metadata": {"name": "cluster1", "namespace": "flux-system",
-                                            "uid": "u-1"}}]}))
-                .unwrap(),
-            ))
-            .unwrap(),
-    );
+    respond(send, StatusCode::OK, &live_profile());
     let status = answer_until_status(&mut api, None).await;
     assert_eq!(
         status["status"]["delivery"]["sourceRevision"], "main@sha1:a",
         "{status}"
     );
     reconcile.await.unwrap().unwrap();
+}
+
+/// An applied object as the API server stores it: with its UID and resourceVersion ("5").
+fn stored(mut applied: Value) -> Value {
+    applied["metadata"]["uid"] = json!("g-1");
+    applied["metadata"]["resourceVersion"] = json!("5");
+    applied
 }
 
 fn conflict() -> Value {
@@ -424,17 +437,9 @@ fn conflict() -> Value {
 /// not arrived yet): nothing is written again.
 #[tokio::test]
 async fn a_refused_create_of_our_own_up_to_date_object_writes_nothing_more() {
-    let (ctx, mut api) = context(&[FluxKind::GitRepository, FluxKind::Kustomization]);
-    let profile =
-        profile(json!({"cluster": {"name": "cluster1"}, "source": {"url": "https://g/r.git"}}));
-    let reconcile = tokio::spawn(reconcile::reconcile(profile, ctx));
-
-    profile_is_live(&mut api).await;
-    let mut ours = expect(&mut api, "PATCH", GIT, StatusCode::CONFLICT, conflict()).await;
-    // The object as the API server stores it: what was applied, with its UID and version.
-    ours["metadata"]["uid"] = json!("g-1");
-    ours["metadata"]["resourceVersion"] = json!("5");
-    expect(&mut api, "GET", GIT, StatusCode::OK, ours).await;
+    let (reconcile, mut api) = reconcile_source_and_kustomization().await;
+    let applied = expect(&mut api, "PATCH", GIT, StatusCode::CONFLICT, conflict()).await;
+    expect(&mut api, "GET", GIT, StatusCode::OK, stored(applied)).await;
     let status = answer_until_status(&mut api, Some(GIT)).await;
     assert_eq!(condition(&status, "Applied")["status"], "True", "{status}");
     reconcile.await.unwrap().unwrap();
@@ -444,12 +449,7 @@ async fn a_refused_create_of_our_own_up_to_date_object_writes_nothing_more() {
 /// create-only as before.
 #[tokio::test]
 async fn a_refused_create_of_an_object_deleted_since_is_tried_again_as_a_create() {
-    let (ctx, mut api) = context(&[FluxKind::GitRepository, FluxKind::Kustomization]);
-    let profile =
-        profile(json!({"cluster": {"name": "cluster1"}, "source": {"url": "https://g/r.git"}}));
-    let reconcile = tokio::spawn(reconcile::reconcile(profile, ctx));
-
-    profile_is_live(&mut api).await;
+    let (reconcile, mut api) = reconcile_source_and_kustomization().await;
     expect(&mut api, "PATCH", GIT, StatusCode::CONFLICT, conflict()).await;
     let gone = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404});
     expect(&mut api, "GET", GIT, StatusCode::NOT_FOUND, gone).await;
@@ -474,15 +474,9 @@ async fn a_refused_create_of_an_object_deleted_since_is_tried_again_as_a_create(
 /// with backoff, not a loop of writes within one reconcile, and not a refusal reported as final.
 #[tokio::test]
 async fn a_write_refused_twice_is_retried_later() {
-    let (ctx, mut api) = context(&[FluxKind::GitRepository, FluxKind::Kustomization]);
-    let profile =
-        profile(json!({"cluster": {"name": "cluster1"}, "source": {"url": "https://g/r.git"}}));
-    let reconcile = tokio::spawn(reconcile::reconcile(profile, ctx));
-
-    profile_is_live(&mut api).await;
-    let mut ours = expect(&mut api, "PATCH", GIT, StatusCode::CONFLICT, conflict()).await;
-    ours["metadata"]["uid"] = json!("g-1");
-    ours["metadata"]["resourceVersion"] = json!("5");
+    let (reconcile, mut api) = reconcile_source_and_kustomization().await;
+    let applied = expect(&mut api, "PATCH", GIT, StatusCode::CONFLICT, conflict()).await;
+    let mut ours = stored(applied);
     // Someone else changed a field fluxtune sets: the object is ours but not as rendered.
     ours["spec"]["interval"] = json!("1s");
     expect(&mut api, "GET", GIT, StatusCode::OK, ours).await;
