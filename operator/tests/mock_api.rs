@@ -121,8 +121,8 @@ fn stored_profile() -> Value {
            "spec": {"cluster": {"name": "cluster1"}, "source": {"url": "https://g/r.git"}}})
 }
 
-/// Before its first write a reconcile re-reads the profile (a list selected by name): here it is
-/// neither deleting nor replaced.
+/// Before its first write, a reconcile of a profile that has children re-reads it (a list selected
+/// by name): here it is neither deleting nor replaced.
 async fn profile_is_live(api: &mut Handle) {
     expect(
         api,
@@ -141,17 +141,16 @@ fn live_profile() -> Value {
                       "metadata": {"name": "cluster1", "namespace": "flux-system", "uid": "u-1"}}]})
 }
 
-/// A reconcile of a profile that renders a GitRepository and a Kustomization, past its read of
-/// the profile before the first write.
+/// A reconcile of a new profile (no children yet) that renders a GitRepository and a
+/// Kustomization.
 async fn reconcile_source_and_kustomization() -> (
     tokio::task::JoinHandle<fluxtune::error::Result<kube::runtime::controller::Action>>,
     Handle,
 ) {
-    let (ctx, mut api) = context(&[FluxKind::GitRepository, FluxKind::Kustomization]);
+    let (ctx, api) = context(&[FluxKind::GitRepository, FluxKind::Kustomization]);
     let profile =
         profile(json!({"cluster": {"name": "cluster1"}, "source": {"url": "https://g/r.git"}}));
     let reconcile = tokio::spawn(reconcile::reconcile(profile, ctx));
-    profile_is_live(&mut api).await;
     (reconcile, api)
 }
 
@@ -215,10 +214,8 @@ async fn a_missing_flux_crd_stalls_the_profile_but_the_rest_is_applied() {
     }));
     let reconcile = tokio::spawn(reconcile::reconcile(profile, ctx));
 
+    // A new profile: its first request is a write, create-only, not a read of the profile.
     for path in [GIT, KS] {
-        if path == GIT {
-            profile_is_live(&mut api).await;
-        }
         let applied = expect(
             &mut api,
             "PATCH",
@@ -501,7 +498,6 @@ async fn a_server_error_during_apply_is_reported_and_retried() {
         profile(json!({"cluster": {"name": "cluster1"}, "source": {"url": "https://g/r.git"}}));
     let reconcile = tokio::spawn(reconcile::reconcile(profile.clone(), ctx.clone()));
 
-    profile_is_live(&mut api).await;
     let failure = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "InternalError", "code": 500, "message": "etcdserver: request timed out"});
     expect(
         &mut api,
@@ -597,5 +593,109 @@ async fn prune_deletes_with_preconditions_and_keeps_what_changed_in_between() {
             "{:?}",
             kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(5))
         )
+    );
+}
+
+/// A GitRepository of the profile, as the watch of labelled objects delivers it: `owned` with the
+/// profile's controller reference (else orphaned, as `--cascade=orphan` leaves it).
+fn cached_git(owned: bool, resource_version: &str) -> Value {
+    let mut git = json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+        "metadata": {"name": "cluster1", "namespace": "flux-system", "uid": "g-1",
+                     "resourceVersion": resource_version,
+                     "labels": {"app.kubernetes.io/managed-by": "fluxtune",
+                                "fluxtune.dev/profile": "cluster1"}},
+        // Not as rendered: the pass writes it.
+        "spec": {"interval": "1s", "url": "https://g/r.git"}
+    });
+    if owned {
+        git["metadata"]["ownerReferences"] = json!([{"apiVersion": "fluxtune.dev/v1alpha1",
+            "kind": "FluxProfile", "name": "cluster1", "uid": "u-1", "controller": true}]);
+    }
+    git
+}
+
+/// `kubectl delete --cascade=orphan` while a pass runs: the collector removes the owner reference
+/// between the pass's read of the profile and its write, whose resourceVersion is refused. The
+/// object read again is adoptable, and an adoption puts the reference back: the profile is read
+/// again right before it, found being deleted, and nothing is written. (Read only once per pass,
+/// the adoption went ahead and the collector then deleted the orphaned child.)
+#[tokio::test]
+async fn an_object_orphaned_during_the_pass_is_not_adopted_back_by_a_deleting_profile() {
+    let (ctx, mut api, mut caches) =
+        context_with_caches(&[FluxKind::GitRepository, FluxKind::Kustomization]);
+    let git = serde_json::from_value(cached_git(true, "1")).unwrap();
+    caches
+        .get_mut(&FluxKind::GitRepository)
+        .unwrap()
+        .apply(&watcher::Event::Apply(git));
+    let profile =
+        profile(json!({"cluster": {"name": "cluster1"}, "source": {"url": "https://g/r.git"}}));
+    let reconcile = tokio::spawn(reconcile::reconcile(profile, ctx));
+
+    profile_is_live(&mut api).await;
+    let update = expect(&mut api, "PATCH", GIT, StatusCode::CONFLICT, conflict()).await;
+    assert_eq!(
+        update["metadata"]["resourceVersion"], "1",
+        "the version judged"
+    );
+    expect(&mut api, "GET", GIT, StatusCode::OK, cached_git(false, "2")).await;
+    let mut deleting = live_profile();
+    deleting["items"][0]["metadata"]["deletionTimestamp"] = json!("2026-12-03T10:00:00Z");
+    expect(
+        &mut api,
+        "GET",
+        "/apis/fluxtune.dev/v1alpha1/namespaces/flux-system/fluxprofiles",
+        StatusCode::OK,
+        deleting,
+    )
+    .await;
+    let action = reconcile.await.unwrap().unwrap();
+    assert_eq!(
+        format!("{action:?}"),
+        format!("{:?}", kube::runtime::controller::Action::await_change())
+    );
+    assert!(
+        api.next_request().await.is_none(),
+        "nothing may be written for a profile being deleted"
+    );
+}
+
+/// A new profile is written without a read of it first; deleted meanwhile, its status write finds
+/// it gone (404): the reconcile ends quietly, not as an error to retry, and its deletion event
+/// comes next.
+#[tokio::test]
+async fn a_new_profile_deleted_during_its_first_pass_ends_at_the_status_write() {
+    let (reconcile, mut api) = reconcile_source_and_kustomization().await;
+    let gone = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
+                      "code": 404, "message": "fluxprofiles.fluxtune.dev \"cluster1\" not found"});
+    loop {
+        let (request, send) = api.next_request().await.expect("a request");
+        let path = request.uri().path().to_string();
+        assert_ne!(
+            (request.method().as_str(), path.as_str()),
+            (
+                "GET",
+                "/apis/fluxtune.dev/v1alpha1/namespaces/flux-system/fluxprofiles"
+            ),
+            "a new profile is not read before its writes"
+        );
+        if path == STATUS {
+            respond(send, StatusCode::NOT_FOUND, &gone);
+            break;
+        }
+        respond(
+            send,
+            StatusCode::OK,
+            &echo_applied(FluxKind::Kustomization, "cluster1"),
+        );
+    }
+    let action = reconcile
+        .await
+        .unwrap()
+        .expect("a profile deleted meanwhile is not an error");
+    assert_eq!(
+        format!("{action:?}"),
+        format!("{:?}", kube::runtime::controller::Action::await_change())
     );
 }

@@ -81,7 +81,7 @@ impl Applied {
 
 pub async fn apply(ctx: &Context, profile: &FluxProfile, objects: &[FluxObject]) -> Applied {
     let mut applied = Applied::default();
-    let mut live_checked = false;
+    let mut read_due = has_children(ctx, profile);
     for object in objects {
         let entry = object.inventory_entry();
         let kind = object.kind();
@@ -110,7 +110,7 @@ pub async fn apply(ctx: &Context, profile: &FluxProfile, objects: &[FluxObject])
             applied.blocked.push(entry);
             continue;
         }
-        let outcome = apply_one(ctx, profile, object, &mut live_checked).await;
+        let outcome = apply_one(ctx, profile, object, &mut read_due).await;
         remember_foreign(ctx, profile, object, &outcome);
         match outcome {
             Ok(Outcome::UpToDate) => applied.owned.push(entry),
@@ -134,6 +134,18 @@ pub async fn apply(ctx: &Context, profile: &FluxProfile, objects: &[FluxObject])
         }
     }
     applied
+}
+
+/// Whether the profile has children to lose: its inventory, or labelled objects in the caches. A
+/// pass that finds none reads the profile only before an adoption (`apply_one`).
+fn has_children(ctx: &Context, profile: &FluxProfile) -> bool {
+    let inventory = profile.status.as_ref().map(|s| s.inventory.len());
+    let namespace = profile.namespace().unwrap_or_default();
+    inventory.is_some_and(|n| n > 0)
+        || ctx
+            .children
+            .values()
+            .any(|cache| !cache::labelled_for(cache, &namespace, &profile.name_any()).is_empty())
 }
 
 /// Which children were someone else's at the last look (`Context::foreign`).
@@ -176,7 +188,7 @@ async fn apply_one(
     ctx: &Context,
     profile: &FluxProfile,
     object: &FluxObject,
-    live_checked: &mut bool,
+    read_due: &mut bool,
 ) -> Result<Outcome, Error> {
     let namespace = profile.namespace().unwrap_or_default();
     let kind = object.kind();
@@ -198,7 +210,7 @@ async fn apply_one(
     };
     // The cache may lag behind a write: a refused precondition means "look again", once.
     for attempt in 0..2 {
-        let mut desired = with_hash(object.to_dynamic());
+        let mut desired = as_written(object);
         let mut adopted = false;
         if let Some(live) = &live {
             match ownership::claim(live, profile) {
@@ -214,13 +226,22 @@ async fn apply_one(
         } else {
             desired.metadata.resource_version = Some(ABSENT.into());
         }
-        // The first write of a pass is preceded by a fresh read of the profile: one that is being
-        // deleted must not get children back (the collector may be orphaning them right now).
-        if !*live_checked {
+        // A profile being deleted must not get children back: the garbage collector may be
+        // orphaning them right now, and an owner reference put back makes it delete the child
+        // after all; in a foreground deletion, the deletions of its children wake the profile,
+        // perhaps before the cache shows the deletion. So the profile is read fresh before the
+        // first write of a pass that found children of it, and again right before every
+        // adoption: the one write that puts fluxtune's owner reference on an existing object
+        // (after a conflict, the collector's removal of it may be what made the object
+        // adoptable). An update carries the resourceVersion it judged, so it cannot restore a
+        // reference removed since; a create cannot touch an existing object (ABSENT), and one
+        // for a profile deleted meanwhile refers to an owner that is gone or going, which the
+        // collector collects. A new profile's pass therefore sends its writes unread.
+        if *read_due || adopted {
             if !profile_still_live(ctx, profile).await? {
                 return Ok(Outcome::ProfileGone);
             }
-            *live_checked = true;
+            *read_due = false;
         }
         // Why a write happens, for whoever wonders why a reconcile wrote at all.
         tracing::debug!(
@@ -346,7 +367,7 @@ pub fn in_place(ctx: &Context, profile: &FluxProfile, object: &FluxObject) -> bo
     };
     let namespace = profile.namespace().unwrap_or_default();
     cache::get(store, object.kind(), &namespace, &object.name()).is_some_and(|live| {
-        ownership::is_owned(&live, profile) && up_to_date(&with_hash(object.to_dynamic()), &live)
+        ownership::is_owned(&live, profile) && up_to_date(&as_written(object), &live)
     })
 }
 
@@ -361,6 +382,12 @@ pub fn cached_and_owned(ctx: &Context, profile: &FluxProfile, entry: &InventoryE
     let namespace = profile.namespace().unwrap_or_default();
     cache::get(store, kind, &namespace, &entry.name)
         .is_some_and(|live| ownership::is_owned(&live, profile))
+}
+
+/// A rendered object as fluxtune writes it: with the hash of what was rendered, which tells a
+/// later pass whether the rendering changed. The benchmark's plain client writes the same.
+pub fn as_written(object: &FluxObject) -> DynamicObject {
+    with_hash(object.to_dynamic())
 }
 
 fn with_hash(mut desired: DynamicObject) -> DynamicObject {

@@ -252,7 +252,14 @@ async fn reconcile_profile(profile: &FluxProfile, ctx: &Context) -> Result<Actio
         .iter()
         .any(|c| c.type_ == "Ready" && c.status == "True");
     events::publish(ctx, profile, &obs).await;
-    status::write_if_changed(ctx, profile, new_status).await?;
+    match status::write_if_changed(ctx, profile, new_status).await {
+        // Deleted since the reconcile began (a new profile's pass does not read it before its
+        // writes): the next event is its deletion.
+        Err(Error::Kube(kube::Error::Api(s))) if s.code == 404 => {
+            return Ok(Action::await_change());
+        }
+        written => written?,
+    };
     let (namespace, name) = (profile.namespace().unwrap_or_default(), profile.name_any());
     ctx.metrics.record_budget(&namespace, &name, &budget);
     let fallback = rendered.tuning.git_fallback || rendered.tuning.registry_fallback;
