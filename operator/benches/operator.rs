@@ -19,12 +19,13 @@ use std::{
 
 use fluxtune::{
     api::FluxProfile,
+    reconcile::apply,
     render::{self, Capabilities, names, validate::Validator},
 };
 use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{
-    Api, Client, ResourceExt,
+    Api, Client, Resource, ResourceExt,
     api::{DeleteParams, DynamicObject, Patch, PatchParams},
     runtime::{WatchStreamExt, watcher},
 };
@@ -216,14 +217,8 @@ fn scale_profile(ns: &str, i: usize) -> serde_json::Value {
            "metadata": {"name": format!("p{i}"), "namespace": ns}, "spec": spec(i)})
 }
 
-/// Server-side applies `objects` as a plain client would, `client_concurrency()` at a time; with
-/// `read_first`, each after a GET of it, as the operator does for an object its cache lacks.
-async fn apply_all(
-    client: &Client,
-    manager: &str,
-    objects: Vec<DynamicObject>,
-    read_first: bool,
-) -> Duration {
+/// Server-side applies `objects` as a plain client would, `client_concurrency()` at a time.
+async fn apply_all(client: &Client, manager: &str, objects: Vec<DynamicObject>) -> Duration {
     let started = Instant::now();
     let params = PatchParams::apply(manager).force();
     stream::iter(objects)
@@ -238,9 +233,6 @@ async fn apply_all(
                 };
                 let api: Api<DynamicObject> =
                     Api::namespaced_with(client.clone(), &obj.namespace().unwrap(), &ar);
-                if read_first {
-                    api.get_opt(&obj.name_any()).await.unwrap();
-                }
                 api.patch(&obj.name_any(), &params, &Patch::Apply(&obj))
                     .await
                     .unwrap_or_else(|e| panic!("apply {}: {e}", obj.name_any()));
@@ -255,19 +247,53 @@ async fn apply_all(
 /// The floor: the Flux objects of `per_ns` profiles in each of `SCALE_NAMESPACES` new namespaces,
 /// rendered as the operator renders them, applied by a plain client. Their managed-by label is
 /// another value, so the operator neither caches nor reconciles them.
+/// What the floor's plain client writes.
+#[derive(Clone, Copy, PartialEq)]
+enum Floor {
+    /// The objects exactly as the operator writes them (`apply::as_written`: the rendered hash
+    /// annotation, a controller owner reference), as the operator's ServiceAccount. The owner is
+    /// the object's namespace, not a FluxProfile: an owner that exists, so the garbage collector
+    /// leaves the objects alone, and a reference of the same shape as the operator's.
+    AsTheOperatorWrites,
+    /// The rendered objects only (no annotation, no owner reference), as the cluster admin: the
+    /// floor of runs 1-19.
+    Rendered,
+}
+
+/// The same 8000 objects the operator writes for 1000 profiles, server-side applied by a plain
+/// client into 10 new namespaces; how long that took and how many objects.
 async fn floor(
     client: &Client,
     per_ns: usize,
     caps: &Capabilities,
-    read_first: bool,
+    what: Floor,
 ) -> (Duration, usize) {
+    let writer = match what {
+        Floor::AsTheOperatorWrites => {
+            support::client_from(support::operator_kubeconfig_path()).await
+        }
+        Floor::Rendered => client.clone(),
+    };
     let mut objects = Vec::new();
     for _ in 0..SCALE_NAMESPACES {
         let ns = support::namespace(client, "floor").await;
+        let owner = Api::<Namespace>::all(client.clone())
+            .get(&ns)
+            .await
+            .unwrap()
+            .controller_owner_ref(&())
+            .unwrap();
         for i in 0..per_ns {
             let profile: FluxProfile = serde_json::from_value(scale_profile(&ns, i)).unwrap();
             for object in render::render(&profile, caps).objects {
-                let mut object = object.to_dynamic();
+                let mut object = match what {
+                    Floor::AsTheOperatorWrites => {
+                        let mut written = apply::as_written(&object);
+                        written.metadata.owner_references = Some(vec![owner.clone()]);
+                        written
+                    }
+                    Floor::Rendered => object.to_dynamic(),
+                };
                 object
                     .labels_mut()
                     .insert(names::MANAGED_BY_LABEL.into(), "bench-floor".into());
@@ -276,10 +302,7 @@ async fn floor(
         }
     }
     let count = objects.len();
-    (
-        apply_all(client, "bench-floor", objects, read_first).await,
-        count,
-    )
+    (apply_all(&writer, "bench-floor", objects).await, count)
 }
 
 struct Sample {
@@ -300,20 +323,11 @@ impl Sample {
                 .and_then(|v| v.split_whitespace().next()?.parse().ok())
                 .unwrap_or(0)
         };
-        // utime and stime, in clock ticks (100 per second on Linux).
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-        let ticks: Vec<f64> = after_name
-            .split_whitespace()
-            .skip(11)
-            .take(2)
-            .filter_map(|v| v.parse().ok())
-            .collect();
         Sample {
             text: op.metrics().await,
             rss_kib: field("VmRSS:"),
             peak_kib: field("VmHWM:"),
-            cpu_seconds: ticks.iter().sum::<f64>() / 100.0,
+            cpu_seconds: cpu_seconds(pid),
         }
     }
 
@@ -352,6 +366,51 @@ async fn settled(op: &Operator, at_least: u64) -> Sample {
     }
 }
 
+/// CPU seconds (user and system) of a process so far, from /proc/PID/stat; 0 once it is gone.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    // utime and stime, in clock ticks (100 per second on Linux).
+    after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum::<f64>()
+        / 100.0
+}
+
+/// CPU seconds so far of the control plane's kube-apiserver and etcd, read from the pids file
+/// of the throwaway control plane (beside the kubeconfig the benchmark runs with): what each
+/// phase costs the server, the shared resource the operator and the plain client compete for.
+fn server_cpu() -> (f64, f64) {
+    let kubeconfig = std::env::var("FLUXTUNE_E2E_KUBECONFIG").unwrap_or_default();
+    let dir = std::path::Path::new(&kubeconfig)
+        .parent()
+        .map(|d| d.join("pids"));
+    let pids = dir
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    let of = |name: &str| -> f64 {
+        pids.lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(n, _)| *n == name)
+            .filter_map(|(_, pid)| pid.trim().parse().ok())
+            .map(cpu_seconds)
+            .sum()
+    };
+    (of("kube-apiserver"), of("etcd"))
+}
+
+/// Runs `phase` and returns what it returned with the API server's and etcd's CPU seconds spent
+/// meanwhile.
+async fn with_server_cpu<T>(phase: impl std::future::Future<Output = T>) -> (T, (f64, f64)) {
+    let before = server_cpu();
+    let out = phase.await;
+    let after = server_cpu();
+    (out, (after.0 - before.0, after.1 - before.1))
+}
+
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
@@ -368,9 +427,11 @@ async fn scale(client: &Client) {
     let caps = fluxtune::capabilities::detect(client).await.unwrap().caps;
 
     // The floor first, on a cluster holding nothing of the operator's yet.
-    let (floor_before, objects) = floor(client, per_ns, &caps, false).await;
-    // What the operator's GET of each object it has not created yet costs on top.
-    let (floor_reading, _) = floor(client, per_ns, &caps, true).await;
+    let ((floor_before, objects), floor_server) =
+        with_server_cpu(floor(client, per_ns, &caps, Floor::AsTheOperatorWrites)).await;
+    // The floor of runs 1-19, to compare with those runs.
+    let ((floor_rendered, _), floor_rendered_server) =
+        with_server_cpu(floor(client, per_ns, &caps, Floor::Rendered)).await;
 
     // The profiles wait, the operator stopped, as after an outage or at a first install.
     let mut namespaces = Vec::new();
@@ -385,7 +446,7 @@ async fn scale(client: &Client) {
         .into_iter()
         .map(|d| serde_json::from_value(d).unwrap())
         .collect();
-    let created = apply_all(client, "bench", docs, false).await;
+    let created = apply_all(client, "bench", docs).await;
 
     // When each profile is first Applied for its generation, from a watch.
     let ours: HashSet<String> = namespaces.iter().cloned().collect();
@@ -416,6 +477,7 @@ async fn scale(client: &Client) {
 
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     let started = Instant::now();
+    let server_before = server_cpu();
     let mut op = Operator::start_cluster_wide("scale", &extra);
     eventually(
         &format!("{profiles} profiles Applied"),
@@ -424,6 +486,11 @@ async fn scale(client: &Client) {
     )
     .await;
     let all_applied = started.elapsed();
+    let server_after = server_cpu();
+    let operator_server = (
+        server_after.0 - server_before.0,
+        server_after.1 - server_before.1,
+    );
     watch.abort();
     let at_applied = Sample::of(&op).await;
     let after = settled(&op, profiles as u64).await;
@@ -438,7 +505,8 @@ async fn scale(client: &Client) {
     let restart_settled = restarted.elapsed() - Duration::from_secs(5);
     drop(op);
 
-    let (floor_after, _) = floor(client, per_ns, &caps, false).await;
+    let ((floor_after, _), floor_after_server) =
+        with_server_cpu(floor(client, per_ns, &caps, Floor::AsTheOperatorWrites)).await;
     let floor_mean = (floor_before + floor_after) / 2;
 
     let per = |s: &Sample, m: &str| s.requests(m) as f64 / profiles as f64;
@@ -452,15 +520,25 @@ async fn scale(client: &Client) {
     );
     let at_a_time = client_concurrency();
     println!(
-        "  floor, a plain client applying the {objects} objects {at_a_time} at a time: {:.1} s before, {:.1} s after ({:.0} objects/s)",
+        "  floor, a plain client applying the {objects} objects as the operator writes them, as its ServiceAccount, {at_a_time} at a time: {:.1} s before, {:.1} s after ({:.0} objects/s)",
         floor_before.as_secs_f64(),
         floor_after.as_secs_f64(),
         objects as f64 / floor_mean.as_secs_f64()
     );
     println!(
-        "  the same client reading each object before applying it: {:.1} s = {:.2}x the floor's mean",
-        floor_reading.as_secs_f64(),
-        floor_reading.as_secs_f64() / floor_mean.as_secs_f64()
+        "  server CPU (kube-apiserver + etcd): floor {:.1} + {:.1} s before, {:.1} + {:.1} s after; rendered floor {:.1} + {:.1} s; operator start to all Applied {:.1} + {:.1} s",
+        floor_server.0,
+        floor_server.1,
+        floor_after_server.0,
+        floor_after_server.1,
+        floor_rendered_server.0,
+        floor_rendered_server.1,
+        operator_server.0,
+        operator_server.1,
+    );
+    println!(
+        "  the rendered objects only (no annotation, no owner reference), as the cluster admin (the floor of runs 1-19): {:.1} s",
+        floor_rendered.as_secs_f64(),
     );
     println!(
         "  creating the {profiles} profiles ({at_a_time} at a time, operator stopped): {:.1} s",
@@ -486,10 +564,11 @@ async fn scale(client: &Client) {
         );
     }
     println!(
-        "  operator RSS: {:.1} MiB at all Applied, {:.1} MiB settled, peak {:.1} MiB; CPU {:.1} s",
+        "  operator RSS: {:.1} MiB at all Applied, {:.1} MiB settled, peak {:.1} MiB; CPU {:.1} s at all Applied, {:.1} s settled",
         mib(at_applied.rss_kib),
         mib(after.rss_kib),
         mib(after.peak_kib),
+        at_applied.cpu_seconds,
         after.cpu_seconds
     );
     println!(
