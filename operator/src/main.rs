@@ -167,7 +167,10 @@ fn main() -> ExitCode {
                     source_secrets: run.allowed_source_secrets,
                 },
             };
-            let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime starts");
             match runtime.block_on(controller::run(opts)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
