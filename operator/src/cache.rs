@@ -213,6 +213,15 @@ pub fn get(
         .map(|cached| cached.object())
 }
 
+/// Whether any cached object in `namespace` is labelled for `profile` (no names copied).
+pub fn any_labelled_for(cache: &ChildCache, namespace: &str, profile: &str) -> bool {
+    let by_profile = cache.by_profile.read().unwrap();
+    by_profile
+        .names
+        .get(&(namespace.to_string(), profile.to_string()))
+        .is_some_and(|names| !names.is_empty())
+}
+
 /// The names of the cached objects in `namespace` labelled for `profile`.
 pub fn labelled_for(cache: &ChildCache, namespace: &str, profile: &str) -> Vec<String> {
     let by_profile = cache.by_profile.read().unwrap();

@@ -139,13 +139,15 @@ pub async fn apply(ctx: &Context, profile: &FluxProfile, objects: &[FluxObject])
 /// Whether the profile has children to lose: its inventory, or labelled objects in the caches. A
 /// pass that finds none reads the profile only before an adoption (`apply_one`).
 fn has_children(ctx: &Context, profile: &FluxProfile) -> bool {
-    let inventory = profile.status.as_ref().map(|s| s.inventory.len());
-    let namespace = profile.namespace().unwrap_or_default();
-    inventory.is_some_and(|n| n > 0)
+    let (namespace, name) = (profile.namespace().unwrap_or_default(), profile.name_any());
+    profile
+        .status
+        .as_ref()
+        .is_some_and(|s| !s.inventory.is_empty())
         || ctx
             .children
             .values()
-            .any(|cache| !cache::labelled_for(cache, &namespace, &profile.name_any()).is_empty())
+            .any(|cache| cache::any_labelled_for(cache, &namespace, &name))
 }
 
 /// Which children were someone else's at the last look (`Context::foreign`).
