@@ -264,12 +264,9 @@ async fn a_missing_flux_crd_stalls_the_profile_but_the_rest_is_applied() {
         .unwrap()
         .expect("a blocker is not an error to retry");
     // Rechecked rarely: no hot loop of 404s.
-    assert_eq!(
-        format!("{action:?}"),
-        format!(
-            "{:?}",
-            kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(600))
-        )
+    assert_action(
+        action,
+        kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(600)),
     );
 }
 
@@ -424,6 +421,19 @@ fn stored(mut applied: Value) -> Value {
     applied
 }
 
+/// `Action` has no `PartialEq`: compared by its debug form.
+fn assert_action(
+    action: kube::runtime::controller::Action,
+    want: kube::runtime::controller::Action,
+) {
+    assert_eq!(format!("{action:?}"), format!("{want:?}"));
+}
+
+fn not_found() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
+           "code": 404, "message": "not found"})
+}
+
 fn conflict() -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict",
            "code": 409, "message": "the object has been modified"})
@@ -448,8 +458,7 @@ async fn a_refused_create_of_our_own_up_to_date_object_writes_nothing_more() {
 async fn a_refused_create_of_an_object_deleted_since_is_tried_again_as_a_create() {
     let (reconcile, mut api) = reconcile_source_and_kustomization().await;
     expect(&mut api, "PATCH", GIT, StatusCode::CONFLICT, conflict()).await;
-    let gone = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404});
-    expect(&mut api, "GET", GIT, StatusCode::NOT_FOUND, gone).await;
+    expect(&mut api, "GET", GIT, StatusCode::NOT_FOUND, not_found()).await;
     let again = expect(
         &mut api,
         "PATCH",
@@ -587,12 +596,9 @@ async fn prune_deletes_with_preconditions_and_keeps_what_changed_in_between() {
         .collect();
     assert_eq!(inventory, ["cluster1", "cluster1", "cluster1-old"]);
     let action = reconcile.await.unwrap().unwrap();
-    assert_eq!(
-        format!("{action:?}"),
-        format!(
-            "{:?}",
-            kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(5))
-        )
+    assert_action(
+        action,
+        kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(5)),
     );
 }
 
@@ -651,10 +657,7 @@ async fn an_object_orphaned_during_the_pass_is_not_adopted_back_by_a_deleting_pr
     )
     .await;
     let action = reconcile.await.unwrap().unwrap();
-    assert_eq!(
-        format!("{action:?}"),
-        format!("{:?}", kube::runtime::controller::Action::await_change())
-    );
+    assert_action(action, kube::runtime::controller::Action::await_change());
     assert!(
         api.next_request().await.is_none(),
         "nothing may be written for a profile being deleted"
@@ -667,8 +670,6 @@ async fn an_object_orphaned_during_the_pass_is_not_adopted_back_by_a_deleting_pr
 #[tokio::test]
 async fn a_new_profile_deleted_during_its_first_pass_ends_at_the_status_write() {
     let (reconcile, mut api) = reconcile_source_and_kustomization().await;
-    let gone = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
-                      "code": 404, "message": "fluxprofiles.fluxtune.dev \"cluster1\" not found"});
     loop {
         let (request, send) = api.next_request().await.expect("a request");
         let path = request.uri().path().to_string();
@@ -681,7 +682,7 @@ async fn a_new_profile_deleted_during_its_first_pass_ends_at_the_status_write() 
             "a new profile is not read before its writes"
         );
         if path == STATUS {
-            respond(send, StatusCode::NOT_FOUND, &gone);
+            respond(send, StatusCode::NOT_FOUND, &not_found());
             break;
         }
         respond(
@@ -694,8 +695,5 @@ async fn a_new_profile_deleted_during_its_first_pass_ends_at_the_status_write() 
         .await
         .unwrap()
         .expect("a profile deleted meanwhile is not an error");
-    assert_eq!(
-        format!("{action:?}"),
-        format!("{:?}", kube::runtime::controller::Action::await_change())
-    );
+    assert_action(action, kube::runtime::controller::Action::await_change());
 }
